@@ -1,0 +1,359 @@
+//! The `crossenc` command-line tool: argument parsing and output formatting only.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use crossenc::{CrossEncoder, Progress, ScoreActivation, Truncation};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Score and rerank (query, document) pairs with a BERT cross-encoder.
+#[derive(Parser)]
+#[command(name = "crossenc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score JSON Lines `{"query": ..., "document": ...}`; one JSON line out per pair, in order.
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Input file (JSON Lines); stdin when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+    },
+    /// Rerank documents for one query; JSON Lines out, best first.
+    Rerank {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The query.
+        #[arg(long)]
+        query: String,
+        /// Input file of documents; stdin when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// `jsonl`: one `{"text": ..., "id": ...}` per line (`id` optional); `lines`: one document per line.
+        #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+        format: Format,
+        /// Keep only the K best documents.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Keep only documents scoring at least T.
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// Longest pair in tokens (default: the model's own limit).
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Pairs per forward pass.
+    #[arg(long, default_value_t = crossenc::DEFAULT_BATCH_SIZE)]
+    batch_size: usize,
+    /// Score activation; `auto` uses the model's (sigmoid for one label, identity for more).
+    #[arg(long, value_enum, default_value_t = ActivationArg::Auto)]
+    activation: ActivationArg,
+    /// How pairs longer than the max length are cut.
+    #[arg(long, value_enum, default_value_t = TruncationArg::LongestFirst)]
+    truncation: TruncationArg,
+    /// Threads to compute on (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print what was loaded (ISA, max length, activation) to stderr.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ActivationArg {
+    Auto,
+    Identity,
+    Sigmoid,
+    Softmax,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TruncationArg {
+    LongestFirst,
+    OnlySecond,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Jsonl,
+    Lines,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score { model, input } => score(&model, input.as_deref()),
+        Command::Rerank {
+            model,
+            query,
+            input,
+            format,
+            top_k,
+            threshold,
+        } => rerank(&model, &query, input.as_deref(), format, top_k, threshold),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(args: &ModelArgs) -> Result<CrossEncoder> {
+    let mut builder = CrossEncoder::builder()
+        .batch_size(args.batch_size)
+        .truncation(match args.truncation {
+            TruncationArg::LongestFirst => Truncation::LongestFirst,
+            TruncationArg::OnlySecond => Truncation::OnlySecond,
+        });
+    builder = match args.activation {
+        ActivationArg::Auto => builder,
+        ActivationArg::Identity => builder.activation(ScoreActivation::Identity),
+        ActivationArg::Sigmoid => builder.activation(ScoreActivation::Sigmoid),
+        ActivationArg::Softmax => builder.activation(ScoreActivation::Softmax),
+    };
+    if let Some(n) = args.max_length {
+        builder = builder.max_length(n);
+    }
+    if let Some(n) = args.threads {
+        builder = builder.threads(n);
+    }
+    let model = builder
+        .build(&args.model)
+        .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
+    if args.verbose {
+        let c = model.config();
+        eprintln!(
+            "crossenc: {} layers, hidden {}, {} label(s); max length {}; activation {}; kernels {}",
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.num_labels(),
+            model.max_length(),
+            model.activation().name(),
+            model.isa()
+        );
+    }
+    Ok(model)
+}
+
+/// The input's non-blank lines with their 1-based line numbers, checked as UTF-8.
+fn read_lines(input: Option<&Path>) -> Result<Vec<(usize, String)>> {
+    let reader: Box<dyn BufRead> = match input {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut lines = Vec::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line_no = i + 1;
+        let bytes = line.context("cannot read the input")?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| anyhow::anyhow!("line {line_no}: not valid UTF-8 ({e})"))?;
+        let text = text.strip_suffix('\r').unwrap_or(&text).to_string();
+        if !text.trim().is_empty() {
+            lines.push((line_no, text));
+        }
+    }
+    Ok(lines)
+}
+
+fn parse_object(line_no: usize, line: &str, what: &str) -> Result<serde_json::Map<String, Value>> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => bail!("line {line_no}: expected a JSON object {what}"),
+        Err(e) => bail!("line {line_no}: malformed JSON ({e}); expected {what}"),
+    }
+}
+
+fn string_field(
+    map: &serde_json::Map<String, Value>,
+    key: &str,
+    line_no: usize,
+    what: &str,
+) -> Result<String> {
+    match map.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => bail!("line {line_no}: `{key}` must be a string; expected {what}"),
+        None => bail!("line {line_no}: missing `{key}`; expected {what}"),
+    }
+}
+
+fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
+    const WHAT: &str = r#"{"query": string, "document": string}"#;
+    let mut pairs = Vec::new();
+    for (line_no, line) in read_lines(input)? {
+        let map = parse_object(line_no, &line, WHAT)?;
+        pairs.push((
+            string_field(&map, "query", line_no, WHAT)?,
+            string_field(&map, "document", line_no, WHAT)?,
+        ));
+    }
+    if pairs.is_empty() {
+        bail!("no input pairs: expected JSON Lines {WHAT}, on stdin or in --input");
+    }
+    let model = load(args)?;
+    let mut bar = ProgressBar::new("pairs");
+    let predictions = model.predict_all_with_progress(&pairs, |p| bar.update(p))?;
+    bar.finish();
+    let labels = model.labels();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for p in predictions {
+        // One label: the score. Several: the best label's score and name, and every score.
+        let best = (0..p.scores.len())
+            .max_by(|&a, &b| p.scores[a].total_cmp(&p.scores[b]))
+            .unwrap_or(0);
+        let multi = p.scores.len() > 1;
+        let line = ScoreLine {
+            score: p.scores[best],
+            label: multi.then(|| labels[best].as_str()),
+            scores: multi.then_some(&p.scores),
+            logits: &p.logits,
+            truncated: p.truncated,
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn rerank(
+    args: &ModelArgs,
+    query: &str,
+    input: Option<&Path>,
+    format: Format,
+    top_k: Option<usize>,
+    threshold: Option<f32>,
+) -> Result<()> {
+    const WHAT: &str = r#"{"text": string, "id": any (optional)}"#;
+    let mut texts = Vec::new();
+    let mut ids = Vec::new();
+    for (line_no, line) in read_lines(input)? {
+        match format {
+            Format::Lines => {
+                texts.push(line);
+                ids.push(Value::Null);
+            }
+            Format::Jsonl => {
+                let map = parse_object(line_no, &line, WHAT)
+                    .context("(use --format lines for plain text, one document per line)")?;
+                texts.push(string_field(&map, "text", line_no, WHAT)?);
+                ids.push(map.get("id").cloned().unwrap_or(Value::Null));
+            }
+        }
+    }
+    if texts.is_empty() {
+        bail!("no documents to rerank: pass them on stdin or in --input");
+    }
+    let model = load(args)?;
+    if model.config().num_labels() != 1 {
+        // The library refuses too; say it before any work is done.
+        bail!(crossenc::Error::MultiLabel {
+            num_labels: model.config().num_labels()
+        });
+    }
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, t.as_str())).collect();
+    let mut bar = ProgressBar::new("documents");
+    let predictions = model.predict_all_with_progress(&pairs, |p| bar.update(p))?;
+    bar.finish();
+    let scores: Vec<f32> = predictions.iter().map(|p| p.scores[0]).collect();
+    let ranked = crossenc::rank_scores(&scores, top_k, threshold.unwrap_or(f32::NEG_INFINITY));
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for r in ranked {
+        let line = RerankLine {
+            index: r.index,
+            id: &ids[r.index],
+            score: r.score,
+            text: &texts[r.index],
+        };
+        serde_json::to_writer(&mut out, &line)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// One line of `crossenc score` output.
+#[derive(Serialize)]
+struct ScoreLine<'a> {
+    score: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scores: Option<&'a Vec<f32>>,
+    logits: &'a [f32],
+    truncated: bool,
+}
+
+/// One line of `crossenc rerank` output.
+#[derive(Serialize)]
+struct RerankLine<'a> {
+    index: usize,
+    id: &'a Value,
+    score: f32,
+    text: &'a str,
+}
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+struct ProgressBar {
+    unit: &'static str,
+    start: Instant,
+    enabled: bool,
+    drawn: bool,
+}
+
+impl ProgressBar {
+    fn new(unit: &'static str) -> ProgressBar {
+        ProgressBar {
+            unit,
+            start: Instant::now(),
+            enabled: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    fn update(&mut self, p: Progress) {
+        if !self.enabled || (p.done == p.total && !self.drawn) {
+            return; // one batch: nothing worth drawing
+        }
+        const WIDTH: usize = 30;
+        let filled = WIDTH * p.done / p.total.max(1);
+        let rate = p.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+        eprint!(
+            "\r[{}{}] {}/{} {} ({:.1}/s)",
+            "=".repeat(filled),
+            " ".repeat(WIDTH - filled),
+            p.done,
+            p.total,
+            self.unit,
+            rate
+        );
+        self.drawn = true;
+    }
+
+    fn finish(&mut self) {
+        if self.drawn {
+            eprintln!();
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! Hugging Face `config.json` -> typed config; anything we cannot run is refused by name.
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use crate::error::{read, Error, Result};
+
+/// The feed-forward activation (`hidden_act`).
+pub use crossenc_kernels::Activation as HiddenAct;
+
+/// What turns a logit into a score, as sentence-transformers' `CrossEncoder` applies it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScoreActivation {
+    /// Scores are the raw logits.
+    Identity,
+    /// `1 / (1 + e^-x)` per logit.
+    Sigmoid,
+    /// Softmax over a pair's logits.
+    Softmax,
+}
+
+impl ScoreActivation {
+    /// Applies the activation to one pair's logits.
+    pub fn apply(self, logits: &[f32]) -> Vec<f32> {
+        match self {
+            ScoreActivation::Identity => logits.to_vec(),
+            ScoreActivation::Sigmoid => logits.iter().map(|&x| 1.0 / (1.0 + (-x).exp())).collect(),
+            ScoreActivation::Softmax => {
+                let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let exps: Vec<f32> = logits.iter().map(|&x| (x - max).exp()).collect();
+                let sum: f32 = exps.iter().sum();
+                exps.iter().map(|e| e / sum).collect()
+            }
+        }
+    }
+
+    /// The name the CLI uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreActivation::Identity => "identity",
+            ScoreActivation::Sigmoid => "sigmoid",
+            ScoreActivation::Softmax => "softmax",
+        }
+    }
+}
+
+/// A BERT config, as read from `config.json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BertConfig {
+    /// Width of every hidden state.
+    pub hidden_size: usize,
+    /// Number of encoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward layer.
+    pub intermediate_size: usize,
+    /// The feed-forward activation.
+    pub hidden_act: HiddenAct,
+    /// Epsilon of every LayerNorm.
+    pub layer_norm_eps: f32,
+    /// Rows of the position embedding table: the longest input the model can read.
+    pub max_position_embeddings: usize,
+    /// Rows of the token-type embedding table.
+    pub type_vocab_size: usize,
+    /// Rows of the word embedding table.
+    pub vocab_size: usize,
+    /// Id of the padding token.
+    pub pad_token_id: u32,
+    /// Labels of the classification head, in id order (`id2label`).
+    pub labels: Vec<String>,
+    /// The score activation the model was saved with, if it names one
+    /// (`sentence_transformers.activation_fn` or the legacy
+    /// `sbert_ce_default_activation_function`).
+    pub activation: Option<ScoreActivation>,
+}
+
+impl BertConfig {
+    /// Reads and checks `config.json`.
+    pub fn from_file(path: &Path) -> Result<BertConfig> {
+        let bytes = read(path)?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+            path: path.to_path_buf(),
+            message: format!("malformed JSON: {e}"),
+        })?;
+        let obj = value.as_object().ok_or_else(|| Error::Config {
+            path: path.to_path_buf(),
+            message: "expected a JSON object".to_string(),
+        })?;
+        BertConfig::from_json(path, obj)
+    }
+
+    fn from_json(path: &Path, obj: &Map<String, Value>) -> Result<BertConfig> {
+        let keys = Keys { path, obj };
+        let model_type = keys.string("model_type")?.unwrap_or_default();
+        if model_type != "bert" {
+            return Err(Error::Unsupported {
+                key: "model_type".into(),
+                value: format!("{model_type:?}"),
+                supported: "\"bert\"".into(),
+            });
+        }
+        let position = keys.string("position_embedding_type")?;
+        if let Some(p) = position.filter(|p| p != "absolute") {
+            return Err(Error::Unsupported {
+                key: "position_embedding_type".into(),
+                value: format!("{p:?}"),
+                supported: "\"absolute\"".into(),
+            });
+        }
+        if keys.obj.get("is_decoder").and_then(Value::as_bool) == Some(true) {
+            return Err(Error::Unsupported {
+                key: "is_decoder".into(),
+                value: "true".into(),
+                supported: "encoder models (is_decoder = false)".into(),
+            });
+        }
+        let act_name = keys.string("hidden_act")?.unwrap_or_else(|| "gelu".into());
+        let hidden_act = match act_name.as_str() {
+            "gelu" => HiddenAct::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" => HiddenAct::GeluTanh,
+            "relu" => HiddenAct::Relu,
+            other => {
+                return Err(Error::Unsupported {
+                    key: "hidden_act".into(),
+                    value: format!("{other:?}"),
+                    supported: "\"gelu\", \"gelu_new\", \"gelu_pytorch_tanh\", \"relu\"".into(),
+                })
+            }
+        };
+        let hidden_size = keys.positive("hidden_size")?;
+        let num_attention_heads = keys.positive("num_attention_heads")?;
+        if hidden_size % num_attention_heads != 0 {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
+                ),
+            });
+        }
+        let labels = keys.labels()?;
+        let activation = keys.score_activation()?;
+        Ok(BertConfig {
+            hidden_size,
+            num_hidden_layers: keys.positive("num_hidden_layers")?,
+            num_attention_heads,
+            intermediate_size: keys.positive("intermediate_size")?,
+            hidden_act,
+            layer_norm_eps: keys.float("layer_norm_eps")?.unwrap_or(1e-12) as f32,
+            max_position_embeddings: keys.positive_or("max_position_embeddings", 512)?,
+            type_vocab_size: keys.positive_or("type_vocab_size", 2)?,
+            vocab_size: keys.positive("vocab_size")?,
+            pad_token_id: keys.integer("pad_token_id")?.unwrap_or(0) as u32,
+            labels,
+            activation,
+        })
+    }
+
+    /// Number of labels the classification head has.
+    pub fn num_labels(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Width of one attention head.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+/// Typed access to a config object's keys, with errors that name the key.
+struct Keys<'a> {
+    path: &'a Path,
+    obj: &'a Map<String, Value>,
+}
+
+impl Keys<'_> {
+    fn wrong(&self, key: &str, expected: &str) -> Error {
+        Error::Config {
+            path: self.path.to_path_buf(),
+            message: format!("`{key}` should be {expected}, found {}", self.obj[key]),
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.wrong(key, "a string")),
+        }
+    }
+
+    fn integer(&self, key: &str) -> Result<Option<u64>> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "a non-negative integer")),
+        }
+    }
+
+    fn float(&self, key: &str) -> Result<Option<f64>> {
+        match self.obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.wrong(key, "a number")),
+        }
+    }
+
+    fn positive_or(&self, key: &str, default: usize) -> Result<usize> {
+        match self.integer(key)? {
+            None => Ok(default),
+            Some(0) => Err(self.wrong(key, "a positive integer")),
+            Some(n) => usize::try_from(n).map_err(|_| self.wrong(key, "a smaller integer")),
+        }
+    }
+
+    fn positive(&self, key: &str) -> Result<usize> {
+        if !self.obj.contains_key(key) {
+            return Err(Error::Config {
+                path: self.path.to_path_buf(),
+                message: format!("required key `{key}` is missing"),
+            });
+        }
+        self.positive_or(key, 0)
+    }
+
+    /// `id2label` in id order; else `num_labels` generic names; else
+    /// transformers' default of two labels.
+    fn labels(&self) -> Result<Vec<String>> {
+        if let Some(map) = self.obj.get("id2label").and_then(Value::as_object) {
+            let mut labels = vec![None; map.len()];
+            for (id, label) in map {
+                let slot = id
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|i| labels.get_mut(i))
+                    .ok_or_else(|| self.wrong("id2label", "a map from ids 0..n to names"))?;
+                *slot = Some(
+                    label
+                        .as_str()
+                        .map_or_else(|| label.to_string(), str::to_string),
+                );
+            }
+            return Ok(labels.into_iter().flatten().collect());
+        }
+        let n = self.positive_or("num_labels", 2)?;
+        Ok((0..n).map(|i| format!("LABEL_{i}")).collect())
+    }
+
+    fn score_activation(&self) -> Result<Option<ScoreActivation>> {
+        let nested = self
+            .obj
+            .get("sentence_transformers")
+            .and_then(|st| st.get("activation_fn"))
+            .map(|v| ("sentence_transformers.activation_fn", v));
+        let legacy = self
+            .obj
+            .get("sbert_ce_default_activation_function")
+            .map(|v| ("sbert_ce_default_activation_function", v));
+        let Some((key, value)) = nested.or(legacy) else {
+            return Ok(None);
+        };
+        let Some(name) = value.as_str() else {
+            return Ok(None); // null: sentence-transformers falls back to its default
+        };
+        // sentence-transformers stores an import path such as
+        // "torch.nn.modules.activation.Sigmoid"; the class name decides.
+        match name.rsplit('.').next().unwrap_or(name) {
+            "Identity" => Ok(Some(ScoreActivation::Identity)),
+            "Sigmoid" => Ok(Some(ScoreActivation::Sigmoid)),
+            "Softmax" => Ok(Some(ScoreActivation::Softmax)),
+            _ => Err(Error::Unsupported {
+                key: key.into(),
+                value: format!("{name:?}"),
+                supported: "torch.nn Identity, Sigmoid, Softmax".into(),
+            }),
+        }
+    }
+}
+
+/// The max length `tokenizer_config.json` declares (`model_max_length`), if any.
+///
+/// transformers writes a huge sentinel (1e30) when a tokenizer has no limit;
+/// that reads as "none".
+pub fn tokenizer_max_length(path: &Path) -> Result<Option<usize>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        message: format!("malformed JSON: {e}"),
+    })?;
+    Ok(value
+        .get("model_max_length")
+        .and_then(Value::as_f64)
+        .filter(|n| (1.0..1e9).contains(n))
+        .map(|n| n as usize))
+}

@@ -1,0 +1,61 @@
+//! `BertEmbeddings`: word + position + token type, then LayerNorm.
+
+use crossenc_kernels::Kernels;
+
+use super::{LayerNorm, PackedBatch};
+use crate::config::BertConfig;
+use crate::error::Result;
+use crate::weights::Weights;
+
+pub(crate) struct BertEmbeddings {
+    hidden: usize,
+    // word_embeddings: [vocab_size, hidden]
+    word_embeddings: Vec<f32>,
+    // position_embeddings: [max_position_embeddings, hidden]
+    position_embeddings: Vec<f32>,
+    // token_type_embeddings: [type_vocab_size, hidden]
+    token_type_embeddings: Vec<f32>,
+    layer_norm: LayerNorm,
+}
+
+impl BertEmbeddings {
+    pub(crate) fn load(c: &BertConfig, w: &Weights<'_>, p: &str) -> Result<BertEmbeddings> {
+        let h = c.hidden_size;
+        Ok(BertEmbeddings {
+            hidden: h,
+            word_embeddings: w.get(p, "embeddings.word_embeddings.weight", &[c.vocab_size, h])?,
+            position_embeddings: w.get(
+                p,
+                "embeddings.position_embeddings.weight",
+                &[c.max_position_embeddings, h],
+            )?,
+            token_type_embeddings: w.get(
+                p,
+                "embeddings.token_type_embeddings.weight",
+                &[c.type_vocab_size, h],
+            )?,
+            layer_norm: LayerNorm::load(w, p, "embeddings.LayerNorm", h, c.layer_norm_eps)?,
+        })
+    }
+
+    /// `out: [tokens, hidden]`. Ids are checked against the tables beforehand
+    /// (`Bert::check_ids`); positions restart at 0 for every sequence.
+    pub(crate) fn forward(&self, k: &Kernels, batch: &PackedBatch, out: &mut [f32]) {
+        let h = self.hidden;
+        for s in 0..batch.sequences() {
+            for (position, t) in batch.range(s).enumerate() {
+                let word = batch.input_ids[t] as usize;
+                let kind = batch.token_type_ids[t] as usize;
+                let row = &mut out[t * h..(t + 1) * h];
+                let w = &self.word_embeddings[word * h..(word + 1) * h];
+                let p = &self.position_embeddings[position * h..(position + 1) * h];
+                let y = &self.token_type_embeddings[kind * h..(kind + 1) * h];
+                for j in 0..h {
+                    // Same order of additions as PyTorch: (word + type) + position.
+                    row[j] = (w[j] + y[j]) + p[j];
+                }
+            }
+        }
+        self.layer_norm.forward(k, out);
+    }
+}

@@ -1,0 +1,160 @@
+//! Shared helpers for the integration tests: fixture paths and the PyTorch
+//! reference data written by tools/make_fixtures.py.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// The fixtures tools/make_fixtures.py writes.
+pub const FIXTURES: [&str; 6] = [
+    "bert-l2-h32",
+    "bert-3labels",
+    "tinybert-h128",
+    "bert-noprefix",
+    "bert-f16",
+    "bert-bf16",
+];
+
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    data_dir().join("fixtures").join(name)
+}
+
+/// One pair of reference.json.
+pub struct RefPair {
+    pub query: String,
+    pub document: String,
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    pub truncated: bool,
+    /// `None` where transformers refuses `only_second` (the query alone is too long).
+    pub only_second: Option<(Vec<u32>, Vec<u32>)>,
+    pub logits: Vec<f32>,
+    pub scores: Vec<f32>,
+}
+
+pub struct Reference {
+    pub max_length: usize,
+    pub num_labels: usize,
+    pub num_layers: usize,
+    pub hidden_size: usize,
+    pub activation: String,
+    pub pairs: Vec<RefPair>,
+    /// `hidden.{pair}.{layer}` and `pooled.{pair}`.
+    pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+fn u32s(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn f32s(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+/// Reads every f32 tensor of a safetensors file.
+pub fn read_tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), safetensors::Dtype::F32, "{name}");
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            (name, (view.shape().to_vec(), data))
+        })
+        .collect()
+}
+
+pub fn reference(name: &str) -> Reference {
+    let dir = fixture_dir(name);
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("reference.json")).unwrap()).unwrap();
+    let pairs = json["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| RefPair {
+            query: p["query"].as_str().unwrap().to_string(),
+            document: p["document"].as_str().unwrap().to_string(),
+            input_ids: u32s(&p["input_ids"]),
+            token_type_ids: u32s(&p["token_type_ids"]),
+            truncated: p["truncated"].as_bool().unwrap(),
+            only_second: (!p["only_second"].is_null()).then(|| {
+                (
+                    u32s(&p["only_second"]["input_ids"]),
+                    u32s(&p["only_second"]["token_type_ids"]),
+                )
+            }),
+            logits: f32s(&p["logits"]),
+            scores: f32s(&p["scores"]),
+        })
+        .collect();
+    Reference {
+        max_length: json["max_length"].as_u64().unwrap() as usize,
+        num_labels: json["num_labels"].as_u64().unwrap() as usize,
+        num_layers: json["num_layers"].as_u64().unwrap() as usize,
+        hidden_size: json["hidden_size"].as_u64().unwrap() as usize,
+        activation: json["activation"].as_str().unwrap().to_string(),
+        pairs,
+        tensors: read_tensors(&dir.join("reference.safetensors")),
+    }
+}
+
+/// Largest absolute difference, and where it is.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> (f32, usize) {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .map(|(i, (x, y))| ((x - y).abs(), i))
+        .fold(
+            (0.0, 0),
+            |best, cur| if cur.0 > best.0 { cur } else { best },
+        )
+}
+
+/// A scratch copy of a fixture folder, removed on drop, for tests that break files.
+pub struct ScratchModel {
+    pub dir: PathBuf,
+}
+
+impl ScratchModel {
+    pub fn copy_of(fixture: &str, tag: &str) -> ScratchModel {
+        let dir = std::env::temp_dir().join(format!("crossenc-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(fixture_dir(fixture)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        ScratchModel { dir }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+}
+
+impl Drop for ScratchModel {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,312 @@
+//! Bad input: every failure class gives a clear error, none panics.
+
+mod common;
+
+use common::{fixture_dir, ScratchModel};
+use crossenc::{CrossEncoder, Error};
+use safetensors::tensor::TensorView;
+use safetensors::Dtype;
+
+/// Loads `dir` and returns the error, which must exist.
+fn load_err(dir: &std::path::Path) -> Error {
+    match CrossEncoder::from_dir(dir) {
+        Ok(_) => panic!("{} loaded, but should not have", dir.display()),
+        Err(e) => {
+            println!("{}: {e}", dir.display());
+            e
+        }
+    }
+}
+
+/// Rewrites model.safetensors, letting `edit` change, drop or keep each tensor.
+fn edit_tensors(
+    m: &ScratchModel,
+    edit: impl Fn(&str, Dtype, Vec<usize>, Vec<u8>) -> Option<(Dtype, Vec<usize>, Vec<u8>)>,
+) {
+    let path = m.path("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .filter_map(|(name, v)| {
+            edit(&name, v.dtype(), v.shape().to_vec(), v.data().to_vec())
+                .map(|(d, s, b)| (name, d, s, b))
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = kept
+        .iter()
+        .map(|(name, d, s, b)| (name.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn missing_folder_and_files() {
+    let e = load_err(std::path::Path::new("/nonexistent/model"));
+    assert!(matches!(e, Error::MissingFile { .. }), "{e:?}");
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        let m = ScratchModel::copy_of("bert-l2-h32", &format!("missing-{file}"));
+        std::fs::remove_file(m.path(file)).unwrap();
+        let e = load_err(&m.dir);
+        assert!(
+            matches!(&e, Error::MissingFile { path } if path.ends_with(file)),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(file));
+    }
+}
+
+#[test]
+fn malformed_config_json() {
+    let m = ScratchModel::copy_of("bert-l2-h32", "bad-config");
+    std::fs::write(m.path("config.json"), b"{\"model_type\": \"bert\", ").unwrap();
+    let e = load_err(&m.dir);
+    assert!(
+        matches!(e, Error::Config { .. }) && e.to_string().contains("malformed JSON"),
+        "{e}"
+    );
+    std::fs::write(m.path("config.json"), b"[1, 2]").unwrap();
+    assert!(matches!(load_err(&m.dir), Error::Config { .. }));
+}
+
+/// Replaces one config key's value.
+fn with_config(key: &str, value: serde_json::Value, tag: &str) -> ScratchModel {
+    let m = ScratchModel::copy_of("bert-l2-h32", tag);
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.path("config.json")).unwrap()).unwrap();
+    config[key] = value;
+    std::fs::write(m.path("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    m
+}
+
+#[test]
+fn unsupported_config_values_are_named() {
+    let cases = [
+        ("model_type", serde_json::json!("gpt2"), "model_type"),
+        ("hidden_act", serde_json::json!("swish"), "hidden_act"),
+        (
+            "position_embedding_type",
+            serde_json::json!("relative_key"),
+            "position_embedding_type",
+        ),
+        (
+            "sbert_ce_default_activation_function",
+            serde_json::json!("torch.nn.modules.activation.Tanh"),
+            "sbert_ce_default_activation_function",
+        ),
+    ];
+    for (i, (key, value, named)) in cases.into_iter().enumerate() {
+        let m = with_config(key, value.clone(), &format!("unsupported-{i}"));
+        let e = load_err(&m.dir);
+        assert!(matches!(e, Error::Unsupported { .. }), "{key}: {e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(named) && msg.contains(value.as_str().unwrap()),
+            "{msg}"
+        );
+    }
+    // A key of the wrong type, and a required key missing.
+    let m = with_config("hidden_size", serde_json::json!("32"), "wrong-type");
+    assert!(load_err(&m.dir).to_string().contains("hidden_size"));
+    let m = with_config("num_attention_heads", serde_json::json!(5), "heads");
+    assert!(load_err(&m.dir).to_string().contains("not a multiple"));
+}
+
+#[test]
+fn truncated_or_garbage_safetensors() {
+    let m = ScratchModel::copy_of("bert-l2-h32", "truncated");
+    let bytes = std::fs::read(m.path("model.safetensors")).unwrap();
+    for cut in [0, 7, 100, bytes.len() / 2, bytes.len() - 1] {
+        std::fs::write(m.path("model.safetensors"), &bytes[..cut]).unwrap();
+        let e = load_err(&m.dir);
+        assert!(
+            matches!(e, Error::Safetensors { .. }),
+            "cut at {cut}: {e:?}"
+        );
+    }
+    std::fs::write(
+        m.path("model.safetensors"),
+        b"\xff\x00\x00\x00\x00\x00\x00\x00garbage!",
+    )
+    .unwrap();
+    assert!(matches!(load_err(&m.dir), Error::Safetensors { .. }));
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let m = ScratchModel::copy_of("bert-l2-h32", "missing-tensor");
+    edit_tensors(&m, |name, d, s, b| {
+        (!name.ends_with("layer.1.attention.self.key.weight")).then_some((d, s, b))
+    });
+    let e = load_err(&m.dir);
+    assert!(
+        matches!(&e, Error::MissingTensor { name, .. } if name == "encoder.layer.1.attention.self.key.weight"),
+        "{e:?}"
+    );
+    // An encoder without a classifier is not a cross-encoder; the error says so.
+    let m = ScratchModel::copy_of("bert-l2-h32", "no-classifier");
+    edit_tensors(&m, |name, d, s, b| {
+        (!name.starts_with("classifier")).then_some((d, s, b))
+    });
+    let e = load_err(&m.dir);
+    assert!(e.to_string().contains("classification head"), "{e}");
+}
+
+#[test]
+fn wrong_shape_gives_expected_and_found() {
+    let m = ScratchModel::copy_of("bert-l2-h32", "wrong-shape");
+    edit_tensors(&m, |name, d, s, b| {
+        if name.ends_with("pooler.dense.bias") {
+            Some((d, vec![16], b[..b.len() / 2].to_vec()))
+        } else {
+            Some((d, s, b))
+        }
+    });
+    let e = load_err(&m.dir);
+    match &e {
+        Error::TensorShape {
+            name,
+            expected,
+            found,
+        } => {
+            assert!(name.ends_with("pooler.dense.bias"));
+            assert_eq!(
+                (expected.as_slice(), found.as_slice()),
+                (&[32][..], &[16][..])
+            );
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn integer_typed_weights_are_refused() {
+    let m = ScratchModel::copy_of("bert-l2-h32", "int-weights");
+    edit_tensors(&m, |name, d, s, b| {
+        if name.ends_with("embeddings.LayerNorm.weight") {
+            Some((Dtype::I32, s, b))
+        } else {
+            Some((d, s, b))
+        }
+    });
+    let e = load_err(&m.dir);
+    assert!(
+        matches!(&e, Error::TensorDtype { dtype, .. } if dtype == "I32"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn non_finite_weights_are_refused() {
+    // Decision: a NaN or infinite weight makes every score NaN, silently; we
+    // refuse the model at load and name the tensor instead.
+    for (tag, bad) in [("nan", f32::NAN), ("inf", f32::INFINITY)] {
+        let m = ScratchModel::copy_of("bert-l2-h32", tag);
+        edit_tensors(&m, |name, d, s, mut b| {
+            if name.ends_with("layer.0.output.dense.weight") {
+                b[12..16].copy_from_slice(&bad.to_le_bytes());
+            }
+            Some((d, s, b))
+        });
+        let e = load_err(&m.dir);
+        assert!(
+            matches!(&e, Error::NonFiniteWeight { index: 3, .. }),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_pair_list_gives_empty_result() {
+    // An empty batch is valid input for the library (as in sentence-transformers);
+    // the CLI refuses empty input with a message (tests/cli.rs).
+    let model = CrossEncoder::from_dir(fixture_dir("bert-l2-h32")).unwrap();
+    let none: [(&str, &str); 0] = [];
+    assert!(model.predict(&none).unwrap().is_empty());
+    let no_docs: [&str; 0] = [];
+    assert!(model.rank("q", &no_docs, Some(3)).unwrap().is_empty());
+}
+
+#[test]
+fn bad_options_are_refused() {
+    let dir = fixture_dir("bert-l2-h32");
+    let e = CrossEncoder::builder()
+        .max_length(65)
+        .build(&dir)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("max_position_embeddings"), "{e}");
+    for e in [
+        CrossEncoder::builder()
+            .max_length(0)
+            .build(&dir)
+            .err()
+            .unwrap(),
+        CrossEncoder::builder()
+            .batch_size(0)
+            .build(&dir)
+            .err()
+            .unwrap(),
+        CrossEncoder::builder()
+            .threads(0)
+            .build(&dir)
+            .err()
+            .unwrap(),
+    ] {
+        assert!(matches!(e, Error::InvalidOption { .. }), "{e:?}");
+    }
+}
+
+#[test]
+fn multi_label_models_have_no_single_score() {
+    let model = CrossEncoder::from_dir(fixture_dir("bert-3labels")).unwrap();
+    assert!(matches!(
+        model.predict(&[("a", "b")]),
+        Err(Error::MultiLabel { num_labels: 3 })
+    ));
+    assert!(matches!(
+        model.rank("a", &["b"], None),
+        Err(Error::MultiLabel { num_labels: 3 })
+    ));
+    assert_eq!(model.predict_all(&[("a", "b")]).unwrap()[0].scores.len(), 3);
+    assert_eq!(model.labels(), ["contradiction", "entailment", "neutral"]);
+}
+
+#[test]
+fn odd_text_scores_without_error() {
+    let model = CrossEncoder::from_dir(fixture_dir("bert-l2-h32")).unwrap();
+    let huge = "word ".repeat(200_000);
+    let pairs = [
+        ("", ""),
+        ("\u{0}\u{7}\u{1b}", "\u{200d}\u{feff}"),
+        ("🦀🦀🦀", "\u{10ffff}"),
+        (huge.as_str(), huge.as_str()),
+        ("   ", "\t\n"),
+    ];
+    let got = model.predict_all(&pairs).unwrap();
+    assert!(got.iter().all(|p| p.scores[0].is_finite()));
+    assert!(got[3].truncated);
+}
+
+#[test]
+fn tokenizer_vocab_larger_than_model_is_an_error() {
+    let m = with_config("vocab_size", serde_json::json!(900), "small-vocab");
+    // The embedding table no longer matches the config: a shape error at load.
+    assert!(matches!(load_err(&m.dir), Error::TensorShape { .. }));
+}
+
+#[test]
+fn malformed_tokenizer_json() {
+    let m = ScratchModel::copy_of("bert-l2-h32", "bad-tokenizer");
+    std::fs::write(
+        m.path("tokenizer.json"),
+        b"{\"version\": \"1.0\", \"model\": 3}",
+    )
+    .unwrap();
+    let e = load_err(&m.dir);
+    assert!(
+        matches!(e, Error::Tokenizer { .. }) && e.to_string().contains("tokenizer.json"),
+        "{e}"
+    );
+}

@@ -1,0 +1,113 @@
+//! The real sentence-transformers/all-MiniLM-L6-v2 weights against PyTorch:
+//! last hidden state and pooler output on 24 texts and 12 pairs, from
+//! tests/data/real (written by tools/make_real_reference.py).
+//!
+//! The weights come from `bash tools/fetch_real_weights.sh` (which .ci/run
+//! calls) into `${CROSSENC_CACHE_DIR:-~/.cache/crossenc}/all-MiniLM-L6-v2`, or
+//! from `CROSSENC_REAL_MODEL_DIR`. Without them the test says it skipped,
+//! unless `CROSSENC_REQUIRE_REAL_WEIGHTS=1` (set by CI) makes that a failure.
+//!
+//! Tolerance 1e-4 absolute, as in tests/parity.rs: six layers of hidden 384
+//! sum in a different order than PyTorch; measured differences are ~1e-5.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{data_dir, max_abs_diff, read_tensors};
+use crossenc::Encoder;
+use serde_json::Value;
+
+fn model_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("CROSSENC_REAL_MODEL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let cache = std::env::var_os("CROSSENC_CACHE_DIR")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crossenc"))
+                })?;
+            cache.join("all-MiniLM-L6-v2")
+        }
+    };
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    if std::env::var("CROSSENC_REQUIRE_REAL_WEIGHTS").as_deref() == Ok("1") {
+        panic!(
+            "real weights not found in {} (run: bash tools/fetch_real_weights.sh)",
+            dir.display()
+        );
+    }
+    println!(
+        "skipped: real weights not in {} (run: bash tools/fetch_real_weights.sh)",
+        dir.display()
+    );
+    None
+}
+
+#[test]
+fn all_minilm_l6_v2_matches_pytorch() {
+    let Some(dir) = model_dir() else { return };
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(data_dir().join("real/all-MiniLM-L6-v2.json")).unwrap(),
+    )
+    .unwrap();
+    let tensors = read_tensors(&data_dir().join("real/all-MiniLM-L6-v2.safetensors"));
+    let max_length = json["max_length"].as_u64().unwrap() as usize;
+    let has_pooler = json["has_pooler"].as_bool().unwrap();
+    let encoder = Encoder::from_dir(&dir, Some(max_length)).unwrap();
+    assert_eq!(encoder.config().hidden_size, 384);
+
+    let inputs = json["inputs"].as_array().unwrap();
+    let (mut texts, mut pairs) = (Vec::new(), Vec::new());
+    for input in inputs {
+        match input.get("text") {
+            Some(t) => texts.push(t.as_str().unwrap()),
+            None => pairs.push((
+                input["query"].as_str().unwrap(),
+                input["document"].as_str().unwrap(),
+            )),
+        }
+    }
+    assert!(texts.len() >= 20 && pairs.len() >= 10);
+    let mut outputs = encoder.encode_texts(&texts).unwrap();
+    outputs.extend(encoder.encode_pairs(&pairs).unwrap());
+    // The reference lists texts first, then pairs; keep that order.
+    let ordered: Vec<&Value> = inputs
+        .iter()
+        .filter(|i| i.get("text").is_some())
+        .chain(inputs.iter().filter(|i| i.get("text").is_none()))
+        .collect();
+    let index_of = |want: &Value| inputs.iter().position(|i| std::ptr::eq(i, want)).unwrap();
+
+    let (mut worst_hidden, mut worst_pooler) = (0.0f32, 0.0f32);
+    for (out, input) in outputs.iter().zip(ordered) {
+        let i = index_of(input);
+        let ids: Vec<u32> = input["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(out.encoded.input_ids, ids, "input {i}: token ids");
+        let (shape, want) = &tensors[&format!("last_hidden.{i}")];
+        assert_eq!(shape, &[ids.len(), 384]);
+        let (diff, at) = max_abs_diff(&out.last_hidden_state, want);
+        assert!(
+            diff <= 1e-4,
+            "input {i}: last hidden |diff| {diff:e} at {at}"
+        );
+        worst_hidden = worst_hidden.max(diff);
+        if has_pooler {
+            let (_, want) = &tensors[&format!("pooler.{i}")];
+            let (diff, _) = max_abs_diff(out.pooler_output.as_ref().unwrap(), want);
+            assert!(diff <= 1e-4, "input {i}: pooler |diff| {diff:e}");
+            worst_pooler = worst_pooler.max(diff);
+        }
+    }
+    println!(
+        "all-MiniLM-L6-v2: {} inputs; max |diff| last hidden {worst_hidden:.2e}, pooler {worst_pooler:.2e}",
+        outputs.len()
+    );
+}
