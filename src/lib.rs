@@ -47,15 +47,23 @@ use std::path::Path;
 pub use config::{BertConfig, ScoreActivation};
 pub use crossenc_kernels::Isa;
 pub use error::{Error, Result};
-pub use model::PackedBatch;
+pub use model::{PackedBatch, Scratch};
 pub use tokenize::{EncodedPair, Truncation};
 
 use crossenc_kernels::Kernels;
 use model::{Bert, Classifier};
 use tokenize::PairTokenizer;
 
-/// Pairs scored per forward pass when the caller does not say.
-pub const DEFAULT_BATCH_SIZE: usize = 32;
+/// Most pairs in one forward pass when the caller does not say.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+
+/// Most tokens in one forward pass when the caller does not say: enough rows
+/// for the GEMMs to run near peak, few enough that the activations of a
+/// MiniLM-sized model (~15 KiB a token) stay around 30 MiB.
+pub const DEFAULT_TOKEN_BUDGET: usize = 2048;
+
+/// Pairs tokenized at a time, between progress reports.
+const TOKENIZE_CHUNK: usize = 512;
 
 /// One pair's result.
 #[derive(Clone, Debug, PartialEq)]
@@ -91,6 +99,7 @@ pub struct Progress {
 pub struct CrossEncoderBuilder {
     max_length: Option<usize>,
     batch_size: usize,
+    token_budget: usize,
     activation: Option<ScoreActivation>,
     truncation: Truncation,
     threads: Option<usize>,
@@ -101,6 +110,7 @@ impl Default for CrossEncoderBuilder {
         CrossEncoderBuilder {
             max_length: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            token_budget: DEFAULT_TOKEN_BUDGET,
             activation: None,
             truncation: Truncation::LongestFirst,
             threads: None,
@@ -117,9 +127,17 @@ impl CrossEncoderBuilder {
         self
     }
 
-    /// Pairs per forward pass (default [`DEFAULT_BATCH_SIZE`]).
+    /// Most pairs per forward pass (default [`DEFAULT_BATCH_SIZE`]).
     pub fn batch_size(mut self, pairs: usize) -> Self {
         self.batch_size = pairs;
+        self
+    }
+
+    /// Most tokens per forward pass (default [`DEFAULT_TOKEN_BUDGET`]). Pairs
+    /// are packed without padding, so a batch costs what its tokens cost; a
+    /// single pair longer than the budget runs alone.
+    pub fn token_budget(mut self, tokens: usize) -> Self {
+        self.token_budget = tokens;
         self
     }
 
@@ -145,11 +163,16 @@ impl CrossEncoderBuilder {
     /// Loads the model folder `dir`.
     pub fn build(self, dir: impl AsRef<Path>) -> Result<CrossEncoder> {
         let dir = dir.as_ref();
-        if self.batch_size == 0 {
-            return Err(Error::InvalidOption {
-                name: "batch_size",
-                message: "must be at least 1".into(),
-            });
+        for (name, value) in [
+            ("batch_size", self.batch_size),
+            ("token_budget", self.token_budget),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidOption {
+                    name,
+                    message: "must be at least 1".into(),
+                });
+            }
         }
         let pool = thread_pool(self.threads)?;
         let folder = ModelFolder::open(dir, self.max_length, self.truncation)?;
@@ -177,8 +200,10 @@ impl CrossEncoderBuilder {
             tokenizer: folder.tokenizer,
             max_length: folder.max_length,
             batch_size: self.batch_size,
+            token_budget: self.token_budget,
             activation,
             pool,
+            scratch: std::sync::Mutex::new(Vec::new()),
         })
     }
 }
@@ -190,8 +215,11 @@ pub struct CrossEncoder {
     tokenizer: PairTokenizer,
     max_length: usize,
     batch_size: usize,
+    token_budget: usize,
     activation: ScoreActivation,
     pool: Option<rayon::ThreadPool>,
+    /// Scratch left by finished calls, for the next ones.
+    scratch: std::sync::Mutex<Vec<Scratch>>,
 }
 
 impl CrossEncoder {
@@ -267,15 +295,25 @@ impl CrossEncoder {
         D: AsRef<str> + Sync,
     {
         self.install(|| {
+            let mut scratch = self.take_scratch();
             let mut out = Vec::with_capacity(pairs.len());
-            for (b, chunk) in pairs.chunks(self.batch_size).enumerate() {
-                let encoded = self.tokenizer.encode_pairs(chunk, b * self.batch_size)?;
-                out.extend(self.score_encoded(&encoded)?);
-                progress(Progress {
-                    done: out.len(),
-                    total: pairs.len(),
-                });
+            for (c, chunk) in pairs.chunks(TOKENIZE_CHUNK).enumerate() {
+                let encoded = self.tokenizer.encode_pairs(chunk, c * TOKENIZE_CHUNK)?;
+                let mut rest = &encoded[..];
+                while !rest.is_empty() {
+                    let n = self.next_batch_len(rest);
+                    out.extend(self.score_encoded(&rest[..n], &mut scratch)?);
+                    rest = &rest[n..];
+                    progress(Progress {
+                        done: out.len(),
+                        total: pairs.len(),
+                    });
+                }
             }
+            self.scratch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(scratch);
             Ok(out)
         })
     }
@@ -309,6 +347,24 @@ impl CrossEncoder {
         Ok(rank_scores(&scores, top_k, threshold))
     }
 
+    /// Tokenizes pairs as [`CrossEncoder::predict`] would.
+    pub fn encode_pairs<Q, D>(&self, pairs: &[(Q, D)]) -> Result<Vec<EncodedPair>>
+    where
+        Q: AsRef<str> + Sync,
+        D: AsRef<str> + Sync,
+    {
+        self.install(|| self.tokenizer.encode_pairs(pairs, 0))
+    }
+
+    /// The forward pass alone: logits `[sequences, num_labels]` for a packed
+    /// batch of tokenized pairs, computed in `scratch`. Once `scratch` has
+    /// seen a batch this large, the call allocates nothing.
+    pub fn forward<'s>(&self, batch: &PackedBatch, scratch: &'s mut Scratch) -> Result<&'s [f32]> {
+        self.bert.check(batch)?;
+        self.install(|| self.logits(batch, scratch));
+        Ok(&scratch.logits[..batch.sequences() * self.bert.config.num_labels()])
+    }
+
     /// Tokenizes one pair as [`CrossEncoder::predict`] would.
     pub fn encode_pair(&self, query: &str, document: &str) -> Result<EncodedPair> {
         let mut encoded = self.tokenizer.encode_pairs(&[(query, document)], 0)?;
@@ -321,9 +377,13 @@ impl CrossEncoder {
     /// `output_hidden_states`.
     pub fn hidden_states(&self, query: &str, document: &str) -> Result<Vec<Vec<f32>>> {
         let encoded = self.encode_pair(query, document)?;
-        let batch = self.pack(std::slice::from_ref(&encoded))?;
+        let batch = pack(std::slice::from_ref(&encoded));
+        self.bert.check(&batch)?;
         let mut trace = Vec::new();
-        self.install(|| self.bert.forward(&batch, Some(&mut trace)));
+        self.install(|| {
+            self.bert
+                .forward(&batch, &mut Scratch::new(), Some(&mut trace))
+        });
         Ok(trace)
     }
 
@@ -341,30 +401,52 @@ impl CrossEncoder {
         }
     }
 
-    fn pack(&self, encoded: &[EncodedPair]) -> Result<PackedBatch> {
-        let mut batch = PackedBatch::new();
-        for e in encoded {
-            batch.push(&e.input_ids, &e.token_type_ids);
-        }
-        self.bert.check_ids(&batch)?;
-        Ok(batch)
+    fn take_scratch(&self) -> Scratch {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
     }
 
-    fn score_encoded(&self, encoded: &[EncodedPair]) -> Result<Vec<Prediction>> {
-        let batch = self.pack(encoded)?;
-        let k = &self.bert.kernels;
-        let n = batch.sequences();
-        let hidden = self.bert.forward(&batch, None);
-        let cls = self.bert.cls_rows(&batch, &hidden);
-        let pooler = self
-            .bert
-            .pooler
-            .as_ref()
-            .expect("a cross-encoder is loaded with its pooler");
-        let pooled = pooler.forward(k, n, &cls);
-        let logits = self.classifier.forward(k, n, &pooled);
+    /// How many of `encoded` go into the next batch: up to the pair and token limits.
+    fn next_batch_len(&self, encoded: &[EncodedPair]) -> usize {
+        let mut tokens = 0;
+        let mut n = 0;
+        for e in encoded.iter().take(self.batch_size) {
+            tokens += e.input_ids.len();
+            if n > 0 && tokens > self.token_budget {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// Logits for `batch` into `scratch.logits`.
+    fn logits(&self, batch: &PackedBatch, s: &mut Scratch) {
         let labels = self.bert.config.num_labels();
-        Ok(logits
+        let (n, h) = (batch.sequences(), self.bert.config.hidden_size);
+        self.bert.forward_cls(batch, s, labels);
+        self.bert.pool(n, &s.cls[..n * h], &mut s.pooled[..n * h]);
+        self.classifier.forward(
+            &self.bert.kernels,
+            n,
+            &s.pooled[..n * h],
+            &mut s.logits[..n * labels],
+        );
+    }
+
+    fn score_encoded(
+        &self,
+        encoded: &[EncodedPair],
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Prediction>> {
+        let batch = pack(encoded);
+        self.bert.check(&batch)?;
+        self.logits(&batch, scratch);
+        let labels = self.bert.config.num_labels();
+        Ok(scratch.logits[..batch.sequences() * labels]
             .chunks_exact(labels)
             .zip(encoded)
             .map(|(logits, e)| Prediction {
@@ -444,16 +526,18 @@ impl Encoder {
     }
 
     fn run(&self, encoded: Vec<EncodedPair>) -> Result<Vec<EncoderOutput>> {
-        let mut batch = PackedBatch::new();
-        for e in &encoded {
-            batch.push(&e.input_ids, &e.token_type_ids);
-        }
-        self.bert.check_ids(&batch)?;
-        let h = self.bert.config.hidden_size;
-        let hidden = self.bert.forward(&batch, None);
-        let pooled = self.bert.pooler.as_ref().map(|p| {
-            let cls = self.bert.cls_rows(&batch, &hidden);
-            p.forward(&self.bert.kernels, batch.sequences(), &cls)
+        let batch = pack(&encoded);
+        self.bert.check(&batch)?;
+        let (n, h) = (batch.sequences(), self.bert.config.hidden_size);
+        let mut s = Scratch::new();
+        self.bert.forward(&batch, &mut s, None);
+        let hidden = &s.hidden[..batch.tokens() * h];
+        let pooled = self.bert.pooler.as_ref().map(|_| {
+            let mut cls = vec![0.0; n * h];
+            model::gather_rows(&batch, hidden, &mut cls, h);
+            let mut pooled = vec![0.0; n * h];
+            self.bert.pool(n, &cls, &mut pooled);
+            pooled
         });
         Ok(encoded
             .into_iter()
@@ -514,6 +598,15 @@ impl ModelFolder {
             max_length,
         })
     }
+}
+
+/// Packs tokenized pairs into one batch.
+fn pack(encoded: &[EncodedPair]) -> PackedBatch {
+    let mut batch = PackedBatch::new();
+    for e in encoded {
+        batch.push(&e.input_ids, &e.token_type_ids);
+    }
+    batch
 }
 
 fn thread_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {

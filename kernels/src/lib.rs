@@ -7,7 +7,7 @@ pub mod ops;
 pub mod reference;
 pub use gemm::{Epilogue, PackedMatrix, Threading};
 pub use isa::Isa;
-pub use ops::{Activation, AttentionShape};
+pub use ops::{Activation, AttentionShape, HeadAttention};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernels {
     isa: Isa,

@@ -1,6 +1,7 @@
 //! `BertEmbeddings`: word + position + token type, then LayerNorm.
 
 use crossenc_kernels::Kernels;
+use rayon::prelude::*;
 
 use super::{LayerNorm, PackedBatch};
 use crate::config::BertConfig;
@@ -40,22 +41,34 @@ impl BertEmbeddings {
 
     /// `out: [tokens, hidden]`. Ids are checked against the tables beforehand
     /// (`Bert::check_ids`); positions restart at 0 for every sequence.
-    pub(crate) fn forward(&self, k: &Kernels, batch: &PackedBatch, out: &mut [f32]) {
+    pub(crate) fn forward(
+        &self,
+        k: &Kernels,
+        batch: &PackedBatch,
+        out: &mut [f32],
+        rows_per_task: usize,
+    ) {
         let h = self.hidden;
-        for s in 0..batch.sequences() {
-            for (position, t) in batch.range(s).enumerate() {
-                let word = batch.input_ids[t] as usize;
-                let kind = batch.token_type_ids[t] as usize;
-                let row = &mut out[t * h..(t + 1) * h];
-                let w = &self.word_embeddings[word * h..(word + 1) * h];
-                let p = &self.position_embeddings[position * h..(position + 1) * h];
-                let y = &self.token_type_embeddings[kind * h..(kind + 1) * h];
-                for j in 0..h {
-                    // Same order of additions as PyTorch: (word + type) + position.
-                    row[j] = (w[j] + y[j]) + p[j];
+        out.par_chunks_mut(rows_per_task * h)
+            .enumerate()
+            .for_each(|(chunk, rows)| {
+                let first = chunk * rows_per_task;
+                for (r, row) in rows.chunks_exact_mut(h).enumerate() {
+                    let t = first + r;
+                    // Position within the token's own sequence.
+                    let seq = batch.starts.partition_point(|&start| start <= t) - 1;
+                    let position = t - batch.starts[seq];
+                    let word = batch.input_ids[t] as usize;
+                    let kind = batch.token_type_ids[t] as usize;
+                    let w = &self.word_embeddings[word * h..(word + 1) * h];
+                    let p = &self.position_embeddings[position * h..(position + 1) * h];
+                    let y = &self.token_type_embeddings[kind * h..(kind + 1) * h];
+                    for j in 0..h {
+                        // Same order of additions as PyTorch: (word + type) + position.
+                        row[j] = (w[j] + y[j]) + p[j];
+                    }
                 }
-            }
-        }
-        self.layer_norm.forward(k, out);
+                self.layer_norm.forward(k, rows);
+            });
     }
 }

@@ -1,10 +1,10 @@
 //! `BertLayer`: self-attention + output projection + LayerNorm, then the
 //! feed-forward block + LayerNorm.
 
-use crossenc_kernels::{AttentionShape, Kernels};
+use crossenc_kernels::{HeadAttention, Kernels};
 use rayon::prelude::*;
 
-use super::{LayerNorm, Linear, PackedBatch};
+use super::{gather_rows, layer_norm_rows, LayerNorm, Linear, PackedBatch, Scratch};
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::weights::Weights;
@@ -12,6 +12,9 @@ use crate::weights::Weights;
 pub(crate) struct BertLayer {
     /// `attention.self.{query,key,value}` fused: `[hidden] -> [3·hidden]`.
     qkv: Linear,
+    /// The last layer also keeps `query` and `{key,value}` apart, to project
+    /// queries for the `[CLS]` rows only.
+    split: Option<(Linear, Linear)>,
     /// `attention.output.dense`
     attention_output: Linear,
     /// `attention.output.LayerNorm`
@@ -24,29 +27,6 @@ pub(crate) struct BertLayer {
     output_layer_norm: LayerNorm,
 }
 
-/// Buffers one layer needs, reused by every layer of a forward pass.
-pub(crate) struct LayerScratch {
-    // qkv: [tokens, 3·hidden]
-    qkv: Vec<f32>,
-    // ctx: [tokens, hidden], the attention output before its projection
-    ctx: Vec<f32>,
-    // attn_out: [tokens, hidden]
-    attn_out: Vec<f32>,
-    // ffn_up: [tokens, intermediate]
-    ffn_up: Vec<f32>,
-}
-
-impl LayerScratch {
-    pub(crate) fn new(c: &BertConfig, tokens: usize) -> LayerScratch {
-        LayerScratch {
-            qkv: vec![0.0; tokens * 3 * c.hidden_size],
-            ctx: vec![0.0; tokens * c.hidden_size],
-            attn_out: vec![0.0; tokens * c.hidden_size],
-            ffn_up: vec![0.0; tokens * c.intermediate_size],
-        }
-    }
-}
-
 impl BertLayer {
     pub(crate) fn load(
         c: &BertConfig,
@@ -57,14 +37,18 @@ impl BertLayer {
     ) -> Result<BertLayer> {
         let (h, f, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
         let l = format!("encoder.layer.{i}");
-        let qkv_names = [
-            format!("{l}.attention.self.query"),
-            format!("{l}.attention.self.key"),
-            format!("{l}.attention.self.value"),
-        ];
-        let qkv_names: Vec<&str> = qkv_names.iter().map(String::as_str).collect();
+        let [q, key, v] = ["query", "key", "value"].map(|n| format!("{l}.attention.self.{n}"));
+        let split = if i + 1 == c.num_hidden_layers {
+            Some((
+                Linear::load(k, w, p, &q, h, h)?,
+                Linear::load_fused(k, w, p, &[&key, &v], h, h)?,
+            ))
+        } else {
+            None
+        };
         Ok(BertLayer {
-            qkv: Linear::load_fused(k, w, p, &qkv_names, h, h)?,
+            qkv: Linear::load_fused(k, w, p, &[&q, &key, &v], h, h)?,
+            split,
             attention_output: Linear::load(k, w, p, &format!("{l}.attention.output.dense"), h, h)?,
             attention_layer_norm: LayerNorm::load(
                 w,
@@ -79,58 +63,199 @@ impl BertLayer {
         })
     }
 
-    /// `hidden: [tokens, hidden]`, updated in place.
+    /// Every row: `s.hidden: [tokens, hidden]`, updated in place.
     pub(crate) fn forward(
         &self,
         k: &Kernels,
         c: &BertConfig,
         batch: &PackedBatch,
-        hidden: &mut [f32],
-        s: &mut LayerScratch,
+        s: &mut Scratch,
     ) {
-        let tokens = batch.tokens();
-        let h = c.hidden_size;
-        self.qkv.forward(k, tokens, hidden, &mut s.qkv, None);
-        attention(k, c, batch, &s.qkv, &mut s.ctx);
+        let (t, h, f) = (batch.tokens(), c.hidden_size, c.intermediate_size);
+        let hidden = &mut s.hidden[..t * h];
+        // qkv: [t, 3h]
+        let qkv = &mut s.qkv[..t * 3 * h];
+        self.qkv.forward(k, t, hidden, qkv, None);
+        // ctx: [t, h]
+        let ctx = &mut s.ctx[..t * h];
+        let q = Rows {
+            data: qkv,
+            ld: 3 * h,
+            offset: 0,
+            cls_only: false,
+        };
+        let kv = Rows {
+            data: qkv,
+            ld: 3 * h,
+            offset: h,
+            cls_only: false,
+        };
+        attention(k, c, batch, q, kv, ctx, &mut s.attention);
+        // attn_out: [t, h] = LayerNorm(ctx · Woᵀ + bo + hidden)
+        let attn_out = &mut s.attn_out[..t * h];
         self.attention_output
-            .forward_residual(k, tokens, &s.ctx, hidden, &mut s.attn_out);
-        self.attention_layer_norm.forward(k, &mut s.attn_out);
+            .forward_residual(k, t, ctx, hidden, attn_out);
+        layer_norm_rows(k, &self.attention_layer_norm, attn_out);
+        // ffn_up: [t, f] = act(attn_out · W1ᵀ + b1)
+        let ffn_up = &mut s.ffn_up[..t * f];
         self.intermediate
-            .forward(k, tokens, &s.attn_out, &mut s.ffn_up, Some(c.hidden_act));
-        self.output
-            .forward_residual(k, tokens, &s.ffn_up, &s.attn_out, hidden);
-        self.output_layer_norm.forward(k, hidden);
-        debug_assert_eq!(hidden.len(), tokens * h);
+            .forward(k, t, attn_out, ffn_up, Some(c.hidden_act));
+        // hidden = LayerNorm(ffn_up · W2ᵀ + b2 + attn_out)
+        self.output.forward_residual(k, t, ffn_up, attn_out, hidden);
+        layer_norm_rows(k, &self.output_layer_norm, hidden);
+    }
+
+    /// The `[CLS]` row of every sequence only (keys and values still come
+    /// from every row): `s.hidden: [tokens, hidden]` in, `s.cls: [sequences, hidden]` out.
+    pub(crate) fn forward_cls(
+        &self,
+        k: &Kernels,
+        c: &BertConfig,
+        batch: &PackedBatch,
+        s: &mut Scratch,
+    ) {
+        let (t, n, h, f) = (
+            batch.tokens(),
+            batch.sequences(),
+            c.hidden_size,
+            c.intermediate_size,
+        );
+        let (query, key_value) = self
+            .split
+            .as_ref()
+            .expect("the last layer keeps q and kv apart");
+        let hidden = &s.hidden[..t * h];
+        // kv: [t, 2h]
+        let kv = &mut s.qkv[..t * 2 * h];
+        key_value.forward(k, t, hidden, kv, None);
+        // cls_in: [n, h]; cls_q: [n, h]
+        let cls_in = &mut s.cls_in[..n * h];
+        gather_rows(batch, hidden, cls_in, h);
+        let cls_q = &mut s.cls_q[..n * h];
+        query.forward(k, n, cls_in, cls_q, None);
+        // ctx: [n, h]
+        let ctx = &mut s.ctx[..n * h];
+        let q = Rows {
+            data: cls_q,
+            ld: h,
+            offset: 0,
+            cls_only: true,
+        };
+        let kv = Rows {
+            data: kv,
+            ld: 2 * h,
+            offset: 0,
+            cls_only: false,
+        };
+        attention(k, c, batch, q, kv, ctx, &mut s.attention);
+        // attn_out: [n, h]
+        let attn_out = &mut s.attn_out[..n * h];
+        self.attention_output
+            .forward_residual(k, n, ctx, cls_in, attn_out);
+        self.attention_layer_norm.forward(k, attn_out);
+        // ffn_up: [n, f]
+        let ffn_up = &mut s.ffn_up[..n * f];
+        self.intermediate
+            .forward(k, n, attn_out, ffn_up, Some(c.hidden_act));
+        // cls: [n, h]
+        let cls = &mut s.cls[..n * h];
+        self.output.forward_residual(k, n, ffn_up, attn_out, cls);
+        self.output_layer_norm.forward(k, cls);
     }
 }
 
-/// Attention for every sequence of the batch at its own length, sequences
-/// spread over the threads. `qkv: [tokens, 3·hidden]`, `ctx: [tokens, hidden]`.
-fn attention(k: &Kernels, c: &BertConfig, batch: &PackedBatch, qkv: &[f32], ctx: &mut [f32]) {
-    let h = c.hidden_size;
-    // Split ctx into one disjoint slice per sequence.
-    let mut rest = ctx;
-    let mut per_sequence = Vec::with_capacity(batch.sequences());
-    for s in 0..batch.sequences() {
-        let (mine, tail) = rest.split_at_mut(batch.range(s).len() * h);
-        per_sequence.push((s, mine));
-        rest = tail;
+/// A row-major matrix of per-token (or, with `cls_only`, per-sequence) rows;
+/// head columns start at `offset`.
+#[derive(Clone, Copy)]
+struct Rows<'a> {
+    data: &'a [f32],
+    ld: usize,
+    offset: usize,
+    cls_only: bool,
+}
+
+/// A pointer that may cross threads; every task writes its own elements.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: used only to hand disjoint regions of one buffer to rayon tasks,
+// each of which writes only its own (see the comments at the writes).
+unsafe impl Send for SharedMut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// Through a method, so closures capture the whole `Sync` wrapper.
+    fn get(self) -> *mut f32 {
+        self.0
     }
-    per_sequence.into_par_iter().for_each(|(s, ctx)| {
-        let range = batch.range(s);
-        let shape = AttentionShape {
-            len: range.len(),
-            heads: c.num_attention_heads,
-            head_dim: c.head_dim(),
-        };
-        let mut scores = vec![0.0; shape.scratch_len()];
-        k.attention(
-            shape,
-            &qkv[range.start * 3 * h..range.end * 3 * h],
-            3 * h,
-            ctx,
-            h,
-            &mut scores,
-        );
-    });
+}
+
+/// Scaled dot-product attention for every (sequence, head), spread over the
+/// threads; each sequence attends over its own tokens only (token packing
+/// makes the padding mask implicit). Keys and values for head `h` sit at
+/// columns `kv.offset + h·d` and `kv.offset + hidden + h·d` of `kv`.
+/// `ctx: [rows, hidden]`, one row per query row.
+fn attention(
+    k: &Kernels,
+    c: &BertConfig,
+    batch: &PackedBatch,
+    q: Rows<'_>,
+    kv: Rows<'_>,
+    ctx: &mut [f32],
+    tiles: &mut [f32],
+) {
+    let (heads, d, h) = (c.num_attention_heads, c.head_dim(), c.hidden_size);
+    let max_len = (0..batch.sequences())
+        .map(|s| batch.range(s).len())
+        .max()
+        .unwrap_or(0);
+    let tile_len = HeadAttention::scratch_len_for(max_len, d);
+    let threads = rayon::current_num_threads();
+    assert!(
+        tiles.len() >= threads * tile_len,
+        "attention scratch sized for this pool"
+    );
+    let ctx_ptr = SharedMut(ctx.as_mut_ptr());
+    let tiles_ptr = SharedMut(tiles.as_mut_ptr());
+    (0..batch.sequences() * heads)
+        .into_par_iter()
+        .for_each(|task| {
+            let (seq, head) = (task / heads, task % heads);
+            let range = batch.range(seq);
+            let (first_row, rows) = if q.cls_only {
+                (seq, 1)
+            } else {
+                (range.start, range.len())
+            };
+            let shape = HeadAttention {
+                rows,
+                len: range.len(),
+                head_dim: d,
+                ld_q: q.ld,
+                ld_kv: kv.ld,
+                ld_out: h,
+            };
+            let q_head = &q.data[first_row * q.ld + q.offset + head * d..];
+            let k_head = &kv.data[range.start * kv.ld + kv.offset + head * d..];
+            let v_head = &kv.data[range.start * kv.ld + kv.offset + h + head * d..];
+            let thread = rayon::current_thread_index().unwrap_or(0);
+            assert!(thread < threads);
+            // SAFETY: each pool thread owns tile `thread` of `tiles` (sized for
+            // `threads` tiles above) and runs one task at a time.
+            let tile = unsafe {
+                std::slice::from_raw_parts_mut(tiles_ptr.get().add(thread * tile_len), tile_len)
+            };
+            // SAFETY: task (seq, head) alone writes rows first_row..first_row+rows,
+            // columns head·d..(head+1)·d of ctx, which lie inside ctx.
+            unsafe {
+                k.attention_head(
+                    shape,
+                    q_head,
+                    k_head,
+                    v_head,
+                    ctx_ptr.get().add(first_row * h + head * d),
+                    tile,
+                );
+            }
+        });
 }

@@ -26,11 +26,9 @@ impl BertPooler {
     }
 
     /// `cls: [sequences, hidden]` -> `pooled: [sequences, hidden]`.
-    pub(crate) fn forward(&self, k: &Kernels, sequences: usize, cls: &[f32]) -> Vec<f32> {
-        let mut pooled = vec![0.0; sequences * self.dense.out()];
+    pub(crate) fn forward(&self, k: &Kernels, sequences: usize, cls: &[f32], pooled: &mut [f32]) {
         self.dense
-            .forward(k, sequences, cls, &mut pooled, Some(Activation::Tanh));
-        pooled
+            .forward(k, sequences, cls, pooled, Some(Activation::Tanh));
     }
 }
 
@@ -47,9 +45,13 @@ impl Classifier {
     }
 
     /// `pooled: [sequences, hidden]` -> `logits: [sequences, num_labels]`.
-    pub(crate) fn forward(&self, k: &Kernels, sequences: usize, pooled: &[f32]) -> Vec<f32> {
-        let mut logits = vec![0.0; sequences * self.dense.out()];
-        self.dense.forward(k, sequences, pooled, &mut logits, None);
-        logits
+    pub(crate) fn forward(
+        &self,
+        k: &Kernels,
+        sequences: usize,
+        pooled: &[f32],
+        logits: &mut [f32],
+    ) {
+        self.dense.forward(k, sequences, pooled, logits, None);
     }
 }

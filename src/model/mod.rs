@@ -21,7 +21,7 @@ pub(crate) use embeddings::BertEmbeddings;
 pub(crate) use encoder::BertLayer;
 pub(crate) use head::{BertPooler, Classifier};
 
-use crossenc_kernels::{Epilogue, Kernels, PackedMatrix, Threading};
+use crossenc_kernels::{Epilogue, HeadAttention, Kernels, PackedMatrix, Threading};
 
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
@@ -203,6 +203,75 @@ impl PackedBatch {
     }
 }
 
+/// Buffers for forward passes: grown to the largest batch seen, then reused,
+/// so a steady stream of batches allocates nothing.
+#[derive(Default)]
+pub struct Scratch {
+    // hidden: [tokens, hidden]
+    pub(crate) hidden: Vec<f32>,
+    // qkv: [tokens, 3·hidden] (the last layer keeps only K, V: [tokens, 2·hidden])
+    pub(crate) qkv: Vec<f32>,
+    // ctx: [tokens, hidden], attention output before its projection
+    pub(crate) ctx: Vec<f32>,
+    // attn_out: [tokens, hidden]
+    pub(crate) attn_out: Vec<f32>,
+    // ffn_up: [tokens, intermediate]
+    pub(crate) ffn_up: Vec<f32>,
+    // attention: one tile buffer per thread, HeadAttention::scratch_len_for(max_len) each
+    pub(crate) attention: Vec<f32>,
+    // cls_in: [sequences, hidden], the [CLS] rows entering the last layer
+    pub(crate) cls_in: Vec<f32>,
+    // cls_q: [sequences, hidden], their queries
+    pub(crate) cls_q: Vec<f32>,
+    // cls: [sequences, hidden], the [CLS] rows leaving the last layer
+    pub(crate) cls: Vec<f32>,
+    // pooled: [sequences, hidden]
+    pub(crate) pooled: Vec<f32>,
+    // logits: [sequences, num_labels]
+    pub(crate) logits: Vec<f32>,
+}
+
+impl Scratch {
+    /// Empty buffers; the first forward pass sizes them.
+    pub fn new() -> Scratch {
+        Scratch::default()
+    }
+
+    /// Grows every buffer to fit `batch` (never shrinks).
+    fn reserve(&mut self, c: &BertConfig, batch: &PackedBatch, labels: usize) {
+        let (t, s, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
+        let max_len = (0..s).map(|i| batch.range(i).len()).max().unwrap_or(0);
+        let threads = rayon::current_num_threads();
+        grow(&mut self.hidden, t * h);
+        grow(&mut self.qkv, t * 3 * h);
+        grow(&mut self.ctx, t * h);
+        grow(&mut self.attn_out, t * h);
+        grow(&mut self.ffn_up, t * c.intermediate_size);
+        grow(
+            &mut self.attention,
+            threads * HeadAttention::scratch_len_for(max_len, c.head_dim()),
+        );
+        for v in [
+            &mut self.cls_in,
+            &mut self.cls_q,
+            &mut self.cls,
+            &mut self.pooled,
+        ] {
+            grow(v, s * h);
+        }
+        grow(&mut self.logits, s * labels);
+    }
+}
+
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// Rows per parallel task for row-wise work (embeddings, layer norm).
+const ROWS_PER_TASK: usize = 32;
+
 /// The BERT encoder (`BertModel`): embeddings, layers and, when the checkpoint
 /// has one, the pooler.
 pub(crate) struct Bert {
@@ -242,8 +311,8 @@ impl Bert {
         })
     }
 
-    /// Checks that every token id has an embedding row.
-    pub(crate) fn check_ids(&self, batch: &PackedBatch) -> Result<()> {
+    /// Checks that every token id has an embedding row, and no sequence is empty.
+    pub(crate) fn check(&self, batch: &PackedBatch) -> Result<()> {
         let vocab_size = self.config.vocab_size;
         if let Some(&id) = batch
             .input_ids
@@ -263,44 +332,90 @@ impl Bert {
                 vocab_size: types,
             });
         }
+        let positions = self.config.max_position_embeddings;
+        for s in 0..batch.sequences() {
+            let len = batch.range(s).len();
+            if len == 0 || len > positions {
+                return Err(Error::InvalidOption {
+                    name: "batch",
+                    message: format!(
+                        "sequence {s} has {len} tokens; the model reads 1 to {positions}"
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 
-    /// Runs the encoder; returns the last hidden state `[tokens, hidden]`.
-    /// With `trace`, also collects the hidden state after the embeddings and
-    /// after every layer (`trace[0]` is the embeddings' output).
+    /// Runs the whole encoder; the last hidden state `[tokens, hidden]` is
+    /// left in `s.hidden`. With `trace`, also collects the hidden state after
+    /// the embeddings and after every layer (`trace[0]` is the embeddings').
     pub(crate) fn forward(
         &self,
         batch: &PackedBatch,
+        s: &mut Scratch,
         mut trace: Option<&mut Vec<Vec<f32>>>,
-    ) -> Vec<f32> {
-        let k = &self.kernels;
-        let c = &self.config;
+    ) {
         let tokens = batch.tokens();
-        // hidden: [tokens, hidden_size]
-        let mut hidden = vec![0.0; tokens * c.hidden_size];
-        self.embeddings.forward(k, batch, &mut hidden);
+        s.reserve(&self.config, batch, 0);
+        self.embed(batch, s);
+        let h = self.config.hidden_size;
         if let Some(t) = trace.as_deref_mut() {
-            t.push(hidden.clone());
+            t.push(s.hidden[..tokens * h].to_vec());
         }
-        let mut scratch = encoder::LayerScratch::new(c, tokens);
         for layer in &self.layers {
-            layer.forward(k, c, batch, &mut hidden, &mut scratch);
+            layer.forward(&self.kernels, &self.config, batch, s);
             if let Some(t) = trace.as_deref_mut() {
-                t.push(hidden.clone());
+                t.push(s.hidden[..tokens * h].to_vec());
             }
         }
-        hidden
     }
 
-    /// The `[CLS]` row (first token) of every sequence: `[sequences, hidden]`.
-    pub(crate) fn cls_rows(&self, batch: &PackedBatch, hidden: &[f32]) -> Vec<f32> {
-        let h = self.config.hidden_size;
-        let mut cls = Vec::with_capacity(batch.sequences() * h);
-        for s in 0..batch.sequences() {
-            let first = batch.starts[s];
-            cls.extend_from_slice(&hidden[first * h..(first + 1) * h]);
+    /// Runs the encoder for the `[CLS]` rows only: every layer but the last
+    /// in full, the last for `[CLS]` alone (its other rows reach nothing the
+    /// pooler reads, so this is exact). Leaves `[sequences, hidden]` in `s.cls`.
+    pub(crate) fn forward_cls(&self, batch: &PackedBatch, s: &mut Scratch, labels: usize) {
+        s.reserve(&self.config, batch, labels);
+        self.embed(batch, s);
+        let (last, rest) = self
+            .layers
+            .split_last()
+            .expect("a model has at least one layer");
+        for layer in rest {
+            layer.forward(&self.kernels, &self.config, batch, s);
         }
-        cls
+        last.forward_cls(&self.kernels, &self.config, batch, s);
+    }
+
+    fn embed(&self, batch: &PackedBatch, s: &mut Scratch) {
+        let h = self.config.hidden_size;
+        self.embeddings.forward(
+            &self.kernels,
+            batch,
+            &mut s.hidden[..batch.tokens() * h],
+            ROWS_PER_TASK,
+        );
+    }
+
+    /// `[CLS]` rows through the pooler into `s.pooled`.
+    pub(crate) fn pool(&self, sequences: usize, cls: &[f32], pooled: &mut [f32]) {
+        let pooler = self.pooler.as_ref().expect("checked at load");
+        pooler.forward(&self.kernels, sequences, cls, pooled);
+    }
+}
+
+/// Layer norm over rows, in parallel chunks.
+pub(crate) fn layer_norm_rows(k: &Kernels, ln: &LayerNorm, x: &mut [f32]) {
+    use rayon::prelude::*;
+    let width = ln.weight.len();
+    x.par_chunks_mut(ROWS_PER_TASK * width)
+        .for_each(|rows| ln.forward(k, rows));
+}
+
+/// Copies row `starts[s]` of `src: [tokens, width]` to row `s` of `dst`.
+pub(crate) fn gather_rows(batch: &PackedBatch, src: &[f32], dst: &mut [f32], width: usize) {
+    for s in 0..batch.sequences() {
+        let first = batch.starts[s];
+        dst[s * width..(s + 1) * width].copy_from_slice(&src[first * width..(first + 1) * width]);
     }
 }

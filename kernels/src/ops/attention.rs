@@ -92,3 +92,111 @@ impl Kernels {
         }
     }
 }
+
+/// Query rows per attention tile: a `[TILE_ROWS, len]` score tile for a
+/// 512-token sequence is 128 KiB, which stays in L2 while it is softmaxed and
+/// multiplied by V.
+pub const TILE_ROWS: usize = 64;
+
+/// Where one head's attention reads and writes.
+#[derive(Clone, Copy, Debug)]
+pub struct HeadAttention {
+    /// Query rows to compute (the whole sequence, or just `[CLS]`).
+    pub rows: usize,
+    /// Keys and values: the sequence's length.
+    pub len: usize,
+    /// Width of the head.
+    pub head_dim: usize,
+    /// Row stride of `q`.
+    pub ld_q: usize,
+    /// Row stride of `k` and `v`.
+    pub ld_kv: usize,
+    /// Row stride of the output.
+    pub ld_out: usize,
+}
+
+impl HeadAttention {
+    /// f32s of scratch [`Kernels::attention_head`] needs.
+    pub fn scratch_len(&self) -> usize {
+        Self::scratch_len_for(self.len, self.head_dim)
+    }
+
+    /// f32s of scratch for a sequence of `len` tokens and heads of `head_dim`.
+    pub fn scratch_len_for(len: usize, head_dim: usize) -> usize {
+        TILE_ROWS * (len + head_dim)
+    }
+}
+
+impl Kernels {
+    /// `out[r] = softmax(q[r]·Kᵀ / √head_dim) · V` for one head, in tiles of
+    /// [`TILE_ROWS`] query rows so the scores stay in cache.
+    ///
+    /// `q: [rows, head_dim]`, `k`, `v: [len, head_dim]`, each with its row
+    /// stride; `scratch` holds at least [`HeadAttention::scratch_len`] floats.
+    ///
+    /// # Safety
+    /// `out` must be valid for writes of `out.add(r * ld_out + j)` for every
+    /// `r < rows`, `j < head_dim`, and nothing else may read or write those
+    /// elements during the call. (Heads of one sequence write interleaved
+    /// column blocks of the same rows, so no `&mut` slice can describe them.)
+    pub unsafe fn attention_head(
+        &self,
+        shape: HeadAttention,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        out: *mut f32,
+        scratch: &mut [f32],
+    ) {
+        let HeadAttention {
+            rows,
+            len,
+            head_dim: d,
+            ld_q,
+            ld_kv,
+            ld_out,
+        } = shape;
+        if rows == 0 || len == 0 {
+            return;
+        }
+        let scale = 1.0 / (d as f32).sqrt();
+        let (scores, tile_out) = scratch[..TILE_ROWS * (len + d)].split_at_mut(TILE_ROWS * len);
+        for r0 in (0..rows).step_by(TILE_ROWS) {
+            let tr = TILE_ROWS.min(rows - r0);
+            let scores = &mut scores[..tr * len];
+            // scores: [tr, len] = scale · q_tile · kᵀ
+            self.gemm_strided(
+                tr,
+                d,
+                len,
+                scale,
+                (&q[r0 * ld_q..], ld_q, 1),
+                (k, 1, ld_kv),
+                0.0,
+                (scores, len, 1),
+            );
+            for row in scores.chunks_exact_mut(len) {
+                self.softmax(row);
+            }
+            // tile_out: [tr, d] = scores · v
+            let tile_out = &mut tile_out[..tr * d];
+            self.gemm_strided(
+                tr,
+                len,
+                d,
+                1.0,
+                (scores, len, 1),
+                (v, ld_kv, 1),
+                0.0,
+                (tile_out, d, 1),
+            );
+            for (r, row) in tile_out.chunks_exact(d).enumerate() {
+                // SAFETY: the caller guarantees rows r0..r0+tr, columns 0..d
+                // of `out` are ours to write.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out.add((r0 + r) * ld_out), d);
+                }
+            }
+        }
+    }
+}

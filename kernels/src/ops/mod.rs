@@ -5,7 +5,7 @@ mod gelu;
 mod layer_norm;
 mod softmax;
 
-pub use attention::AttentionShape;
+pub use attention::{AttentionShape, HeadAttention, TILE_ROWS};
 pub use gelu::{erf, gelu_erf, gelu_tanh};
 
 use crate::Kernels;
