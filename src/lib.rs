@@ -36,6 +36,9 @@
 //! The model is `Send + Sync`: share one instance (e.g. in an `Arc`) between threads.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod bench;
 pub mod config;
 mod error;
 mod model;
@@ -246,6 +249,11 @@ impl CrossEncoder {
     /// The score activation in use.
     pub fn activation(&self) -> ScoreActivation {
         self.activation
+    }
+
+    /// Threads the model computes on.
+    pub fn threads(&self) -> usize {
+        self.install(rayon::current_num_threads)
     }
 
     /// The instruction set the kernels were chosen for.

@@ -1,13 +1,33 @@
+//! The one place that asks the CPU what it has.
+//!
+//! Each SIMD instruction set has a *token* type ([`Avx512Token`], [`Avx2Token`],
+//! [`NeonToken`]): a zero-sized value whose only constructor checks the CPU.
+//! Holding a token is the proof that its instructions may run, so code that
+//! takes one needs no further checks (and the `unsafe` calls into
+//! `#[target_feature]` functions are justified by it).
+
+use std::sync::OnceLock;
+
 use crate::IsaError;
+
+/// An instruction set crossenc has kernels for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Isa {
+    /// x86-64 with AVX-512F (and AVX2 + FMA).
     Avx512,
+    /// x86-64 with AVX2 and FMA.
     Avx2,
+    /// aarch64 with NEON (Advanced SIMD).
     Neon,
+    /// Plain Rust; runs on any CPU.
     Portable,
 }
+
 impl Isa {
+    /// Every ISA, best first.
     pub const ALL: [Isa; 4] = [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Portable];
+
+    /// The name `CROSSENC_ISA` uses for this ISA.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Avx512 => "avx512",
@@ -16,27 +36,100 @@ impl Isa {
             Isa::Portable => "portable",
         }
     }
+
+    /// Whether this CPU can run this ISA's kernels and this build has them.
     pub fn available(self) -> bool {
-        matches!(self, Isa::Portable)
+        match self {
+            Isa::Avx512 => Avx512Token::detect().is_some(),
+            Isa::Avx2 => Avx2Token::detect().is_some(),
+            Isa::Neon => NeonToken::detect().is_some(),
+            Isa::Portable => true,
+        }
     }
+
+    /// The best ISA available here. The CPU is asked once per process.
     pub fn best() -> Isa {
-        Isa::Portable
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            Isa::ALL
+                .into_iter()
+                .find(|isa| isa.available())
+                .unwrap_or(Isa::Portable)
+        })
     }
 }
+
 impl std::fmt::Display for Isa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
 }
+
 impl std::str::FromStr for Isa {
     type Err = IsaError;
+
     fn from_str(s: &str) -> Result<Isa, IsaError> {
         Isa::ALL
             .into_iter()
-            .find(|i| i.name().eq_ignore_ascii_case(s))
+            .find(|isa| isa.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| IsaError {
-                requested: s.into(),
-                reason: "unknown".into(),
+                requested: s.to_string(),
+                reason: "unknown instruction set".to_string(),
             })
+    }
+}
+
+/// Proof that this CPU runs AVX-512F, AVX2 and FMA. Only [`Avx512Token::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Avx512Token {
+    _proof: (),
+}
+
+impl Avx512Token {
+    /// A token if this CPU (and the OS, which must save the zmm registers) supports AVX-512F.
+    pub fn detect() -> Option<Avx512Token> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Some(Avx512Token { _proof: () });
+        }
+        None
+    }
+}
+
+/// Proof that this CPU runs AVX2 and FMA. Only [`Avx2Token::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Avx2Token {
+    _proof: (),
+}
+
+impl Avx2Token {
+    /// A token if this CPU supports AVX2 and FMA.
+    pub fn detect() -> Option<Avx2Token> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Some(Avx2Token { _proof: () });
+        }
+        None
+    }
+}
+
+/// Proof that this CPU runs NEON. Only [`NeonToken::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NeonToken {
+    _proof: (),
+}
+
+impl NeonToken {
+    /// A token if this is an aarch64 CPU with NEON (every aarch64 Linux CPU has it).
+    pub fn detect() -> Option<NeonToken> {
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            return Some(NeonToken { _proof: () });
+        }
+        None
     }
 }

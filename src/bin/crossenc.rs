@@ -49,6 +49,41 @@ enum Command {
         #[arg(long)]
         threshold: Option<f32>,
     },
+    /// Benchmarks: GEMM kernels, or a model end to end.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Our GEMM on BERT's shapes: GFLOP/s, % of the measured FMA peak, ratio to matrixmultiply.
+    Gemm {
+        /// Threads (default: 1 and all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A model end to end on a built-in workload (tokenization included).
+    Model {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Workload (default: all of them).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crossenc::bench::workloads::NAMES))]
+        workload: Option<String>,
+        /// Timed passes per workload (default: 15 for small workloads, 5 for long, 3 for bulk).
+        #[arg(long)]
+        runs: Option<usize>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+        /// Print the workload's pairs as JSON Lines and exit (for tools/compare_peers.py).
+        #[arg(long)]
+        dump_pairs: bool,
+    },
 }
 
 #[derive(Args)]
@@ -108,6 +143,7 @@ fn main() -> ExitCode {
             top_k,
             threshold,
         } => rerank(&model, &query, input.as_deref(), format, top_k, threshold),
+        Command::Bench { what } => bench(what),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -290,6 +326,41 @@ fn rerank(
         writeln!(out)?;
     }
     out.flush()?;
+    Ok(())
+}
+
+fn bench(what: BenchCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match what {
+        BenchCommand::Gemm { threads, json } => {
+            crossenc::bench::gemm::run(threads, json, &mut out)?
+        }
+        BenchCommand::Model {
+            model,
+            workload,
+            runs,
+            json,
+            dump_pairs,
+        } => {
+            let names: Vec<&str> = match &workload {
+                Some(name) => vec![name.as_str()],
+                None => crossenc::bench::workloads::NAMES.to_vec(),
+            };
+            if dump_pairs {
+                for name in names {
+                    let w =
+                        crossenc::bench::workloads::workload(name).expect("clap checked the name");
+                    for (query, document) in &w.pairs {
+                        let line = serde_json::json!({"query": query, "document": document});
+                        writeln!(out, "{line}")?;
+                    }
+                }
+                return Ok(());
+            }
+            let model = load(&model)?;
+            crossenc::bench::model::run(&model, &names, runs, json, &mut out)?;
+        }
+    }
     Ok(())
 }
 

@@ -1,4 +1,8 @@
 //! Element-wise and row-wise operations: activations, layer norm, softmax, attention.
+//!
+//! Each is one generic function over the vector trait, instantiated per ISA
+//! by `simd_dispatch!`; the scalar functions here ([`erf`], [`gelu_erf`],
+//! [`gelu_tanh`]) define the math the vector versions follow.
 
 mod attention;
 mod gelu;
@@ -8,6 +12,7 @@ mod softmax;
 pub use attention::{AttentionShape, HeadAttention, TILE_ROWS};
 pub use gelu::{erf, gelu_erf, gelu_tanh};
 
+use crate::simd::{math, simd_dispatch, Simd};
 use crate::Kernels;
 
 /// An element-wise activation, as named in Hugging Face's `hidden_act`.
@@ -23,33 +28,69 @@ pub enum Activation {
     Tanh,
 }
 
-pub(crate) fn apply_activation(x: &mut [f32], act: Activation) {
-    match act {
-        Activation::GeluErf => x.iter_mut().for_each(|v| *v = gelu_erf(*v)),
-        Activation::GeluTanh => x.iter_mut().for_each(|v| *v = gelu_tanh(*v)),
-        Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+/// Replaces every element of `x` by `f(x)`, a vector at a time; the tail
+/// with a masked (partial) load and store.
+#[inline(always)]
+pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], f: impl Fn(S::V) -> S::V) {
+    let lanes = S::LANES;
+    let mut chunks = x.chunks_exact_mut(lanes);
+    for chunk in &mut chunks {
+        // SAFETY: the chunk holds exactly `lanes` floats.
+        unsafe { s.store(chunk.as_mut_ptr(), f(s.load(chunk.as_ptr()))) };
     }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let n = tail.len();
+        // SAFETY: the tail holds n < lanes floats.
+        unsafe { s.store_partial(tail.as_mut_ptr(), n, f(s.load_partial(tail.as_ptr(), n))) };
+    }
+}
+
+#[inline(always)]
+fn activation_in_place<S: Simd>(s: S, x: &mut [f32], act: Activation) {
+    // One loop per activation, so each body is specialised.
+    match act {
+        Activation::GeluErf => map_in_place(s, x, |v| math::activation(s, Activation::GeluErf, v)),
+        Activation::GeluTanh => {
+            map_in_place(s, x, |v| math::activation(s, Activation::GeluTanh, v))
+        }
+        Activation::Relu => map_in_place(s, x, |v| math::activation(s, Activation::Relu, v)),
+        Activation::Tanh => map_in_place(s, x, |v| math::activation(s, Activation::Tanh, v)),
+    }
+}
+
+simd_dispatch! {
+    fn activation_dispatch(x: &mut [f32], act: Activation) = activation_in_place;
 }
 
 impl Kernels {
     /// Applies `act` to every element of `x`, in place.
     pub fn activation(&self, x: &mut [f32], act: Activation) {
-        apply_activation(x, act);
+        activation_dispatch(self.backend, x, act);
     }
 
     /// Normalises each row of `x` (`[rows, width]`, contiguous) in place:
     /// `(x - mean) / sqrt(var + eps) · gamma + beta`, with the biased variance
-    /// as `torch.nn.LayerNorm` computes it.
+    /// as `torch.nn.LayerNorm` computes it (two passes: the mean, then the
+    /// variance around it).
     ///
     /// # Panics
     /// If `x.len()` is not a multiple of `width`, or `gamma`/`beta` are not `[width]`.
     pub fn layer_norm(&self, x: &mut [f32], width: usize, gamma: &[f32], beta: &[f32], eps: f32) {
-        layer_norm::layer_norm(x, width, gamma, beta, eps);
+        assert!(
+            width > 0 && x.len().is_multiple_of(width),
+            "layer_norm: ragged rows"
+        );
+        assert!(
+            gamma.len() == width && beta.len() == width,
+            "layer_norm: gamma/beta width"
+        );
+        layer_norm::layer_norm(self.backend, x, width, gamma, beta, eps);
     }
 
-    /// Replaces `row` by its softmax, in place.
+    /// Replaces `row` by its softmax, in place. A row that is all `-inf`
+    /// (fully masked) becomes all zeros rather than NaN.
     pub fn softmax(&self, row: &mut [f32]) {
-        softmax::softmax(row);
+        softmax::softmax(self.backend, row);
     }
 }

@@ -1,0 +1,16 @@
+//! GEMM throughput on BERT's shapes: the same table as `crossenc bench gemm`
+//! (GFLOP/s, % of the FMA peak measured in the same run, ratio to matrixmultiply).
+//!
+//! Run: `cargo bench --bench gemm` (append `-- --json` for JSON lines,
+//! `-- --threads N` for one thread count; `CROSSENC_ISA=avx2` etc. forces a path).
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let threads = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|t| t.parse().ok());
+    crossenc::bench::gemm::run(threads, json, &mut std::io::stdout().lock())
+}

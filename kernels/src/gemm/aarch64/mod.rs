@@ -1,0 +1,3 @@
+//! aarch64 microkernels.
+
+pub(crate) mod neon;

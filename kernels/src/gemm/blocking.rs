@@ -1,0 +1,247 @@
+//! The BLIS loop nest around a [`Microkernel`], and how it is split over threads.
+//!
+//! ```text
+//! for jc in N, step NC            // 5th loop: a KC x NC slab of packed B (L3)
+//!   for pc in K, step KC          // 4th loop: one K block
+//!     for ic in M, step MC        // 3rd loop: pack A[ic.., pc..] (MC x KC, L2)
+//!       for jr in NC, step NR     // 2nd loop: one B micro-panel (KC x NR, L2 -> L1)
+//!         for ir in MC, step MR   // 1st loop: one A micro-panel (MR x KC, L2 -> L1)
+//!           microkernel           // MR x NR tile of C in registers
+//! ```
+//!
+//! B is packed once, when the model loads ([`super::PackedMatrix`]), so the
+//! 5th and 4th loops only pick offsets into it; A is packed per block into a
+//! per-thread buffer that is reused, never freed.
+
+use std::cell::RefCell;
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::kernel::{Microkernel, TileOut};
+use super::pack::{with_scratch, AlignedBuf};
+use super::{Activation, Threading};
+
+// The cache sizes the blocking is derived from. They are this machine's (AMD
+// EPYC Zen 4: 32 KiB L1d and 512 KiB L2 per core, a 32 MiB L3 shared) and no
+// bigger than those of the CPUs we target (Intel since Skylake, Zen 2+,
+// Neoverse), so elsewhere the blocks still fit. L1 holds no block of its own:
+// the microkernel reads both micro-panels sequentially from L2 (88 bytes per
+// 12 FMAs on AVX2, well within L2 bandwidth with the prefetchers ahead), and
+// C is prefetched into L1 while the tile computes.
+const L2_BYTES: usize = 512 << 10;
+const L3_BYTES: usize = 32 << 20;
+const F32: usize = std::mem::size_of::<f32>();
+
+/// KC: how deep one K block is. The B micro-panel (`KC x NR` floats) is reused
+/// by every A micro-panel of the block; it gets a quarter of L2, not L1. The
+/// microkernel reads 64 bytes of it per 12 FMAs (AVX2), far inside what L2
+/// feeds L1 with the hardware prefetcher running ahead, and a deeper block
+/// means fewer passes over C: BERT's K (384 and 1536) is a single block, so
+/// the epilogue runs in registers on the finished sum and C is written once.
+/// Measured on Zen 4, K = 1536: one block beat four L1-sized ones (KC 384) by
+/// ~6%. AVX2 (NR = 16): 2048; AVX-512 (NR = 32): 1024; NEON (NR = 12): 2720.
+pub(crate) const fn kc_for(nr: usize) -> usize {
+    let kc = L2_BYTES / 4 / (nr * F32);
+    kc - kc % 16
+}
+
+/// MC: rows of A per packed block. The block (`MC x KC`) is re-read for every
+/// B micro-panel, and the C strip it produces (`MC x` the task's columns)
+/// streams out through L2 meanwhile; both must fit in half of L2, or the
+/// writes to C evict A. A multiple of MR, at least MR. Measured on Zen 4,
+/// 2048 x 384 x 1152 on one thread: MC 42 (what this gives) beat MC 168 (A
+/// alone in half of L2) by ~5%.
+pub(crate) const fn mc_for(mr: usize, kc: usize, c_cols: usize) -> usize {
+    let mc = L2_BYTES / 2 / ((kc + c_cols) * F32);
+    if mc < mr {
+        mr
+    } else {
+        mc - mc % mr
+    }
+}
+
+/// NC: the `KC x NC` slab of packed B is re-read for every A block, so it
+/// should stay in L3. It gets a quarter of L3 (the cores share it, and
+/// activations and C stream through it too). A multiple of NR. For BERT's
+/// weights (at most 2.4 MB) the whole matrix is one slab.
+pub(crate) const fn nc_for(nr: usize, kc: usize) -> usize {
+    let nc = L3_BYTES / 4 / (kc * F32);
+    nc - nc % nr
+}
+
+/// Below this many multiply-adds per task, splitting costs more than it saves
+/// (a rayon fork-join is a few microseconds; this is ~10 µs of work on one core).
+const MIN_MACS_PER_TASK: usize = 1 << 20;
+
+/// A task owns at least this many B panels (NR columns each) when N is split...
+const MIN_PANELS_PER_TASK: usize = 2;
+/// ...and at least this many MR-row tiles when M is split.
+const MIN_TILES_PER_TASK: usize = 4;
+
+thread_local! {
+    /// This thread's packed-A block, reused across calls.
+    static PACK_A: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+}
+
+/// One GEMM, `C = act(alpha·A·B + beta·C + bias + residual)`, with B packed.
+/// Pointers rather than slices because threads write disjoint tiles of one C.
+pub(crate) struct Problem {
+    pub(crate) m: usize,
+    pub(crate) k: usize,
+    pub(crate) n: usize,
+    /// `A[i, p]` at `a[i·rsa + p·csa]`.
+    pub(crate) a: *const f32,
+    pub(crate) rsa: usize,
+    pub(crate) csa: usize,
+    /// Packed B: panel `j` at `b + j·k·NR` (see [`super::pack`]).
+    pub(crate) b: *const f32,
+    /// `C[i, j]` at `c[i·ldc + j]`.
+    pub(crate) c: *mut f32,
+    pub(crate) ldc: usize,
+    pub(crate) alpha: f32,
+    pub(crate) beta: f32,
+    /// Null or `[n]`.
+    pub(crate) bias: *const f32,
+    /// Null or `[m, n]` with row stride `ld_residual`.
+    pub(crate) residual: *const f32,
+    pub(crate) ld_residual: usize,
+    pub(crate) act: Option<Activation>,
+}
+
+// SAFETY: `Problem` is shared by the tasks of one `run`; they only read A, B,
+// bias and residual, and each writes a disjoint set of C tiles (see `run`).
+unsafe impl Sync for Problem {}
+
+/// Runs `problem` with `kernel`, on the calling thread or split over the
+/// current rayon pool.
+///
+/// # Safety
+/// Every pointer in `problem` is valid for the shape it describes, and nothing
+/// else accesses C during the call.
+pub(crate) unsafe fn run<K: Microkernel>(kernel: K, problem: &Problem, threading: Threading) {
+    let Problem { m, k, n, .. } = *problem;
+    if m == 0 || n == 0 {
+        return;
+    }
+    let m_tiles = m.div_ceil(K::MR);
+    let n_panels = n.div_ceil(K::NR);
+    let threads = match threading {
+        Threading::Auto => rayon::current_num_threads(),
+        Threading::Single => 1,
+    };
+    let max_tasks = (m * n * k.max(1) / MIN_MACS_PER_TASK).clamp(1, threads.max(1));
+    // Split N first, so each thread streams its own share of the weights;
+    // then M, if threads remain and it is tall enough.
+    let tn = max_tasks.min(n_panels / MIN_PANELS_PER_TASK).max(1);
+    let tm = (max_tasks / tn).min(m_tiles / MIN_TILES_PER_TASK).max(1);
+    let rows_of = |i: usize| {
+        let tiles = share(m_tiles, tm, i);
+        tiles.start * K::MR..(tiles.end * K::MR).min(m)
+    };
+    if tm * tn == 1 {
+        // SAFETY: the caller's guarantee; the one task covers all of C.
+        unsafe { task(kernel, problem, 0..m, 0..n_panels) };
+    } else {
+        (0..tm * tn).into_par_iter().for_each(|t| {
+            let (i, j) = (t / tn, t % tn);
+            // SAFETY: the caller's guarantee; task (i, j) writes only rows
+            // `rows_of(i)` x panels `share(.., j)` of C, disjoint from every
+            // other task's.
+            unsafe { task(kernel, problem, rows_of(i), share(n_panels, tn, j)) };
+        });
+    }
+}
+
+/// Part `i` of `0..len` split into `parts` near-equal ranges.
+fn share(len: usize, parts: usize, i: usize) -> Range<usize> {
+    len * i / parts..len * (i + 1) / parts
+}
+
+/// K blocks of at most `kc_max`, equal in size so no block is a sliver.
+/// `k = 0` is one empty block, so the epilogue still runs.
+fn k_blocks(k: usize, kc_max: usize) -> impl Iterator<Item = (usize, usize)> {
+    let count = k.div_ceil(kc_max).max(1);
+    let kc = k.div_ceil(count);
+    (0..count).map(move |b| (b * kc, kc.min(k - (b * kc).min(k))))
+}
+
+/// The loop nest for rows `rows` of C and B panels `panels`.
+///
+/// # Safety
+/// As [`run`], restricted to this part of C.
+unsafe fn task<K: Microkernel>(kernel: K, pb: &Problem, rows: Range<usize>, panels: Range<usize>) {
+    let (mr, nr) = (K::MR, K::NR);
+    let kc_max = K::KC;
+    let kc_used = kc_max.min(pb.k.div_ceil(pb.k.div_ceil(kc_max).max(1)));
+    let nc_panels = nc_for(nr, kc_used.max(1)) / nr;
+    // The C strip an A block produces spans this task's columns (at most NC).
+    let c_cols = (panels.len().min(nc_panels) * nr).min(pb.n);
+    let mc_max = mc_for(mr, kc_used, c_cols).min(rows.len().div_ceil(mr) * mr);
+    with_scratch(&PACK_A, mc_max * kc_used, |pack_a| {
+        let pack_a = pack_a.as_mut_ptr();
+        for jc in panels.clone().step_by(nc_panels) {
+            let jc_end = (jc + nc_panels).min(panels.end);
+            for (pc, kc) in k_blocks(pb.k, kc_max) {
+                let first = pc == 0;
+                let last = pc + kc == pb.k;
+                for ic in rows.clone().step_by(mc_max) {
+                    let mc = mc_max.min(rows.end - ic);
+                    // SAFETY: rows ic..ic+mc and columns pc..pc+kc are inside A;
+                    // the buffer holds mc_max·kc_max >= mc.div_ceil(MR)·MR·kc.
+                    unsafe {
+                        kernel.pack_a(
+                            pack_a,
+                            pb.a.wrapping_add(ic * pb.rsa + pc * pb.csa),
+                            pb.rsa,
+                            pb.csa,
+                            mc,
+                            kc,
+                        )
+                    };
+                    for jr in jc..jc_end {
+                        let col = jr * nr;
+                        let cols = nr.min(pb.n - col);
+                        let b = pb.b.wrapping_add(jr * pb.k * nr + pc * nr);
+                        for ir in (0..mc).step_by(mr) {
+                            let row = ic + ir;
+                            let out = TileOut {
+                                alpha: pb.alpha,
+                                beta: if first { pb.beta } else { 1.0 },
+                                bias: if last && !pb.bias.is_null() {
+                                    pb.bias.wrapping_add(col)
+                                } else {
+                                    std::ptr::null()
+                                },
+                                residual: if last && !pb.residual.is_null() {
+                                    pb.residual.wrapping_add(row * pb.ld_residual + col)
+                                } else {
+                                    std::ptr::null()
+                                },
+                                ld_residual: pb.ld_residual,
+                                act: if last { pb.act } else { None },
+                            };
+                            // SAFETY: the A micro-panel at ir·kc and the B
+                            // micro-panel at b hold kc·MR and kc·NR floats; the
+                            // tile (row, col) of min(MR, rows left) x cols is
+                            // inside C and owned by this task (the caller's
+                            // guarantee), and so are its bias and residual.
+                            unsafe {
+                                kernel.tile(
+                                    kc,
+                                    pack_a.add(ir * kc),
+                                    b,
+                                    pb.c.wrapping_add(row * pb.ldc + col),
+                                    pb.ldc,
+                                    mr.min(mc - ir),
+                                    cols,
+                                    &out,
+                                )
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}

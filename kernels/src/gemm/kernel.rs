@@ -1,0 +1,188 @@
+//! The microkernel contract and the one generic register-tile kernel every
+//! SIMD ISA instantiates.
+//!
+//! A microkernel computes one `MR x NR` tile of C from a packed A micro-panel
+//! and a packed B micro-panel, then finishes the tile while it is still in
+//! registers (see [`TileOut`]):
+//!
+//! ```text
+//!                       B micro-panel: kc x NR, row p at b + p·NR
+//!                      +------------------------------+
+//!                      | b[p][0] ... ... ... b[p][NR) |   NR/LANES vector loads per p
+//!                      +------------------------------+
+//!   A micro-panel        C tile (accumulators): MR x NR
+//!   kc x MR, column    +------------------------------+
+//!   p at a + p·MR      | acc[0][0]  ...  acc[0][NV-1] |   MR x NV registers
+//!   a[p][0] ---------> |   ...                        |
+//!   a[p][MR-1] ------> | acc[MR-1][0] ...             |
+//!   (broadcast)        +------------------------------+
+//! ```
+//!
+//! For each `p`: load one row of B, broadcast each of the MR elements of A and
+//! FMA it into its row of accumulators: `MR · NV` independent FMAs per `p`.
+
+use super::Activation;
+use crate::simd::{math, Simd};
+
+/// A register-tile kernel for one ISA.
+///
+/// The blocking loop nest ([`super::blocking`]) is generic over this trait;
+/// a new ISA or a new element type (bf16, int8: see the crate docs) is a new
+/// implementation plus its packing, not a new loop nest.
+pub(crate) trait Microkernel: Copy + Send + Sync {
+    /// Rows of the register tile (rows of A per micro-panel).
+    const MR: usize;
+    /// Columns of the register tile (columns of B per packed panel).
+    const NR: usize;
+    /// The deepest K block: see [`super::blocking::kc_for`]. (MC and NC
+    /// depend on the call's K block and columns: see `mc_for`, `nc_for`.)
+    const KC: usize = super::blocking::kc_for(Self::NR);
+
+    /// Packs the `mc x kc` block of A at `a` (`A[i, p]` at `a[i·rsa + p·csa]`)
+    /// into `MR`-row micro-panels at `dst` (see [`super::pack`]).
+    ///
+    /// # Safety
+    /// As [`super::pack::pack_a`].
+    unsafe fn pack_a(
+        self,
+        dst: *mut f32,
+        a: *const f32,
+        rsa: usize,
+        csa: usize,
+        mc: usize,
+        kc: usize,
+    );
+
+    /// Computes `C[rows, cols] = out(A·B)` for one tile.
+    ///
+    /// # Safety
+    /// * `a` holds `kc · MR` floats (`a[p·MR + r]`), `b` holds `kc · NR` floats
+    ///   (`b[p·NR + j]`), both readable.
+    /// * `rows <= MR`, `cols <= NR`; `c[r·ldc + j]` is writable (and readable
+    ///   if `out.beta != 0`) for `r < rows`, `j < cols`.
+    /// * `out`'s pointers are valid as [`TileOut`] describes.
+    /// * No other thread touches this tile of C meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        self,
+        kc: usize,
+        a: *const f32,
+        b: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        rows: usize,
+        cols: usize,
+        out: &TileOut,
+    );
+}
+
+/// How a tile's `A·B` becomes C: `C = act(alpha·A·B + beta·C + bias + residual)`.
+///
+/// The blocking loop sets `beta = 1` for every K block after the first (the
+/// tile accumulates onto its partial sum) and sets `bias`, `residual` and
+/// `act` only on the last K block.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TileOut {
+    /// Scale of `A·B`.
+    pub(crate) alpha: f32,
+    /// Scale of the old C; exactly 0 means C is not read.
+    pub(crate) beta: f32,
+    /// Null, or `[cols]` floats: the bias of this tile's columns.
+    pub(crate) bias: *const f32,
+    /// Null, or this tile's `[rows, cols]` of the residual, row stride `ld_residual`.
+    pub(crate) residual: *const f32,
+    /// Row stride of `residual`.
+    pub(crate) ld_residual: usize,
+    /// Applied last.
+    pub(crate) act: Option<Activation>,
+}
+
+/// The register-tile kernel, generic over the ISA: `MR` rows by `NV` vectors.
+///
+/// # Safety
+/// As [`Microkernel::tile`] with `NR = NV · S::LANES`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    out: &TileOut,
+) {
+    let lanes = S::LANES;
+    let nr = NV * lanes;
+    // C is touched only after the K loop, which takes 1000+ cycles: start
+    // fetching its lines now (C is often far bigger than L2, and a tile that
+    // waits on 2·MR cache misses stalls both FMA pipes).
+    for r in 0..MR.min(rows) {
+        let row = c.wrapping_add(r * ldc);
+        s.prefetch(row);
+        s.prefetch(row.wrapping_add(nr - 1));
+    }
+    let mut acc = [[s.zero(); NV]; MR];
+    // One step of k: a row of B, MR broadcasts of A, MR·NV independent FMAs.
+    // (LLVM keeps this loop as written: 2 loads, 6 broadcasts and 12 FMAs on
+    // AVX2, all accumulators in registers; a hand-unrolled version that went
+    // through a closure spilled them.)
+    for p in 0..kc {
+        // SAFETY: p < kc and v·lanes < NR, within the kc·NR floats of b.
+        let bv: [S::V; NV] = std::array::from_fn(|v| unsafe { s.load(b.add(p * nr + v * lanes)) });
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            // SAFETY: p < kc and r < MR, within the kc·MR floats of a.
+            let ar = s.splat(unsafe { *a.add(p * MR + r) });
+            for (acc, bv) in acc_row.iter_mut().zip(bv) {
+                *acc = s.mul_add(ar, bv, *acc);
+            }
+        }
+    }
+
+    let alpha = s.splat(out.alpha);
+    let beta = s.splat(out.beta);
+    // The epilogue runs once per tile, after kc·MR·NV FMAs: its branches are
+    // uniform over the call and predicted, and if LLVM parks the accumulators
+    // on the stack for it, that is 2·MR·NV moves against 1000+ cycles of FMAs.
+    for (r, acc_row) in acc.iter().enumerate() {
+        if r >= rows {
+            break;
+        }
+        for (v, &acc) in acc_row.iter().enumerate() {
+            let col = v * lanes;
+            if col >= cols {
+                break;
+            }
+            // Lanes of this vector inside the tile: a masked access when < lanes.
+            let width = cols - col;
+            let mut x = acc;
+            if out.alpha != 1.0 {
+                x = s.mul(x, alpha);
+            }
+            // SAFETY: r < rows and col + min(width, lanes) <= cols, so every
+            // access is inside the tile of C, bias and residual that the
+            // caller vouches for.
+            unsafe {
+                let dst = c.add(r * ldc + col);
+                if out.beta == 1.0 {
+                    x = s.add(x, s.load_upto(dst, width));
+                } else if out.beta != 0.0 {
+                    x = s.mul_add(beta, s.load_upto(dst, width), x);
+                }
+                if !out.bias.is_null() {
+                    x = s.add(x, s.load_upto(out.bias.add(col), width));
+                }
+                if !out.residual.is_null() {
+                    let res = out.residual.add(r * out.ld_residual + col);
+                    x = s.add(x, s.load_upto(res, width));
+                }
+                if let Some(act) = out.act {
+                    x = math::activation(s, act, x);
+                }
+                s.store_upto(dst, width, x);
+            }
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Packing: operands rearranged into the order a microkernel reads them.
+//!
+//! * B (the weight) is packed once, panel by panel: panel `j` holds columns
+//!   `j·NR..(j+1)·NR` for every row of B, `[k][NR]` contiguous, the last panel
+//!   padded with zero columns. A K block `p0..p0+kc` of a panel is then the
+//!   contiguous run at `j·k·NR + p0·NR`.
+//! * A (the activations) is packed per `MC x KC` block into micro-panels of
+//!   `MR` rows, `[kc][MR]` contiguous, the last padded with zero rows.
+
+use std::cell::RefCell;
+use std::thread::LocalKey;
+
+/// Floats on 64-byte boundaries (one cache line, one zmm register), so that
+/// packed panels never straddle a line at their start.
+#[derive(Clone, Default)]
+pub(crate) struct AlignedBuf {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+impl AlignedBuf {
+    /// `len` zeros.
+    pub(crate) fn zeroed(len: usize) -> AlignedBuf {
+        AlignedBuf {
+            lines: vec![Line::default(); len.div_ceil(16)],
+            len,
+        }
+    }
+
+    /// Grows to at least `len` floats (contents unspecified), keeping the allocation otherwise.
+    pub(crate) fn ensure(&mut self, len: usize) {
+        if self.lines.len() * 16 < len {
+            self.lines.resize(len.div_ceil(16), Line::default());
+        }
+        self.len = self.len.max(len);
+    }
+
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding, so the
+        // lines are `16 · lines.len() >= len` contiguous, initialised f32s.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
+        // SAFETY: as in `as_slice`, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+    }
+}
+
+impl std::fmt::Debug for AlignedBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AlignedBuf({} floats)", self.len)
+    }
+}
+
+/// Runs `f` on `len` floats of this thread's `key` buffer, grown once and then
+/// reused, so steady-state GEMMs allocate nothing. A re-entrant use (the
+/// buffer already borrowed on this thread) gets a fresh buffer instead.
+pub(crate) fn with_scratch<R>(
+    key: &'static LocalKey<RefCell<AlignedBuf>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.ensure(len);
+            f(&mut buf.as_mut_slice()[..len])
+        }
+        Err(_) => f(AlignedBuf::zeroed(len).as_mut_slice()),
+    })
+}
+
+/// Packs `B: [k, n]` (element `(p, j)` at `b[p·rsb + j·csb]`) into `nr`-column panels.
+///
+/// # Panics
+/// If `dst` is shorter than `n.div_ceil(nr) · k · nr` or `b` too short.
+pub(crate) fn pack_b(
+    dst: &mut [f32],
+    b: &[f32],
+    k: usize,
+    n: usize,
+    rsb: usize,
+    csb: usize,
+    nr: usize,
+) {
+    let panels = n.div_ceil(nr);
+    let dst = &mut dst[..panels * k * nr];
+    if k == 0 {
+        return;
+    }
+    for (j, panel) in dst.chunks_exact_mut(k * nr).enumerate() {
+        let cols = nr.min(n - j * nr);
+        for (p, row) in panel.chunks_exact_mut(nr).enumerate() {
+            let src = p * rsb + j * nr * csb;
+            if csb == 1 {
+                row[..cols].copy_from_slice(&b[src..src + cols]);
+            } else {
+                for (jj, x) in row[..cols].iter_mut().enumerate() {
+                    *x = b[src + jj * csb];
+                }
+            }
+            row[cols..].fill(0.0);
+        }
+    }
+}
+
+/// Packs an `mc x kc` block of A into `MR`-row micro-panels at `dst`.
+///
+/// # Safety
+/// `a[i·rsa + p·csa]` is readable for `i < mc`, `p < kc`; `dst` has room for
+/// `mc.div_ceil(MR) · MR · kc` floats.
+#[inline(always)]
+pub(crate) unsafe fn pack_a<const MR: usize>(
+    dst: *mut f32,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    mc: usize,
+    kc: usize,
+) {
+    for i0 in (0..mc).step_by(MR) {
+        let rows = MR.min(mc - i0);
+        // SAFETY: i0 < mc, so the micro-panel starts inside dst.
+        let panel = unsafe { dst.add(i0 * kc) };
+        if rows == MR && csa == 1 {
+            // The common case: MR whole rows, each contiguous. Read them as MR
+            // sequential streams, write the panel sequentially.
+            let src: [*const f32; MR] = std::array::from_fn(|r| a.wrapping_add((i0 + r) * rsa));
+            for p in 0..kc {
+                for (r, row) in src.iter().enumerate() {
+                    // SAFETY: row i0 + r < mc and p < kc are inside the block;
+                    // p·MR + r < kc·MR is inside the panel.
+                    unsafe { *panel.add(p * MR + r) = *row.add(p) };
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for r in 0..MR {
+                    let x = if r < rows {
+                        // SAFETY: i0 + r < mc and p < kc are inside the block.
+                        unsafe { *a.add((i0 + r) * rsa + p * csa) }
+                    } else {
+                        0.0
+                    };
+                    // SAFETY: p·MR + r < kc·MR is inside the panel.
+                    unsafe { *panel.add(p * MR + r) = x };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The machine's FMA peak, measured: the denominator of "% of peak".
+//!
+//! A register-resident loop of independent vector FMAs, no memory traffic, on
+//! `threads` threads at once. What it reaches is what the cores can do at the
+//! clock they actually run under that load (turbo, AVX offsets, a busy
+//! neighbour VM), which a datasheet number cannot tell.
+
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use crate::simd::{simd_dispatch, Simd};
+use crate::Kernels;
+
+/// Independent accumulator chains: more than FMA pipes x latency (2 x 4 on
+/// Zen 4 and Skylake-X), so the loop is throughput-bound.
+const CHAINS: usize = 12;
+
+#[inline(always)]
+fn fma_chains<S: Simd>(s: S, iters: u64, seed: f32) -> f32 {
+    let x = s.splat(std::hint::black_box(seed));
+    let y = s.splat(std::hint::black_box(1.0 - seed));
+    let mut acc = [s.zero(); CHAINS];
+    for _ in 0..iters {
+        for acc in &mut acc {
+            *acc = s.mul_add(*acc, x, y);
+        }
+    }
+    let total = acc.into_iter().fold(s.zero(), |t, a| s.add(t, a));
+    s.reduce_add(total)
+}
+
+simd_dispatch! {
+    fn fma_loop(iters: u64, seed: f32) -> f32 = fma_chains;
+}
+
+/// The FMA loop for one ISA and thread count, calibrated once; each
+/// [`FmaPeak::sample`] is one timed run of about 30 ms.
+///
+/// Benchmarks on a shared machine can interleave samples with their own
+/// measurements and take the median, so the peak and the numbers divided by
+/// it see the same conditions.
+#[derive(Clone, Copy, Debug)]
+pub struct FmaPeak {
+    kernels: Kernels,
+    threads: usize,
+    iters: u64,
+}
+
+impl FmaPeak {
+    /// Calibrates the loop for `kernels`' ISA on `threads` threads (at least 1).
+    pub fn new(kernels: Kernels, threads: usize) -> FmaPeak {
+        let mut iters: u64 = 1 << 14;
+        loop {
+            let start = Instant::now();
+            std::hint::black_box(fma_loop(kernels.backend, iters, 0.5));
+            let elapsed = start.elapsed();
+            if elapsed > Duration::from_millis(5) {
+                let scale = 0.030 / elapsed.as_secs_f64();
+                iters = ((iters as f64 * scale) as u64).max(1);
+                break;
+            }
+            iters *= 4;
+        }
+        FmaPeak {
+            kernels,
+            threads: threads.max(1),
+            iters,
+        }
+    }
+
+    /// One run on all threads at once: FP32 GFLOP/s (an FMA counts as two
+    /// flops), timed to the slowest thread. Runs on its own scoped threads,
+    /// not rayon's, so all of them are busy at the same time.
+    pub fn sample(&self) -> f64 {
+        let FmaPeak {
+            kernels,
+            threads,
+            iters,
+        } = *self;
+        let flops_per_iter = (CHAINS * vector_lanes(kernels) * 2) as f64;
+        let barrier = Barrier::new(threads);
+        let slowest = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        let start = Instant::now();
+                        std::hint::black_box(fma_loop(
+                            kernels.backend,
+                            iters,
+                            0.5 + t as f32 * 1e-3,
+                        ));
+                        start.elapsed()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("fma peak thread panicked"))
+                .max()
+                .unwrap_or_default()
+        });
+        threads as f64 * iters as f64 * flops_per_iter / slowest.as_secs_f64() / 1e9
+    }
+}
+
+/// FP32 GFLOP/s of `kernels`' vector FMA loop on `threads` threads at once:
+/// the median of 5 [`FmaPeak::sample`]s.
+pub fn measure_fma_gflops(kernels: Kernels, threads: usize) -> f64 {
+    let peak = FmaPeak::new(kernels, threads);
+    median((0..5).map(|_| peak.sample()).collect())
+}
+
+/// The median of `values` (the upper one of the middle two for an even count;
+/// NaN for none).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// f32 lanes of one vector register of `kernels`' ISA.
+pub fn vector_lanes(kernels: Kernels) -> usize {
+    fn lanes<S: Simd>(_: S) -> usize {
+        S::LANES
+    }
+    simd_dispatch! {
+        fn lanes_of() -> usize = lanes;
+    }
+    lanes_of(kernels.backend)
+}

@@ -1,0 +1,188 @@
+//! Activations, softmax, layer norm and attention on every ISA the host has,
+//! against the f64 reference.
+
+mod common;
+
+use common::{every_isa, filled, U};
+use crossenc_kernels::{reference, Activation, AttentionShape};
+
+/// Inputs covering each function's regimes: around 0, the erf/tanh knees, the
+/// saturated tails, and exp's under/overflow edges.
+fn activation_inputs() -> Vec<f32> {
+    let mut x: Vec<f32> = (-4000..=4000).map(|i| i as f32 * 0.0025).collect(); // [-10, 10]
+    x.extend([
+        0.0, -0.0, 1e-30, -1e-30, 1e-8, 30.0, -30.0, 88.0, -88.0, 100.0, -100.0,
+    ]);
+    x
+}
+
+#[test]
+fn activations_every_isa() {
+    let x = activation_inputs();
+    for kernels in every_isa() {
+        for act in [
+            Activation::GeluErf,
+            Activation::GeluTanh,
+            Activation::Relu,
+            Activation::Tanh,
+        ] {
+            // Odd lengths exercise the masked tail.
+            for len in [x.len(), 1, 7, 9, 17] {
+                let mut y = x[..len].to_vec();
+                kernels.activation(&mut y, act);
+                let mut worst = 0.0f64;
+                for (&xi, &yi) in x.iter().zip(&y) {
+                    let want = reference::activation(xi as f64, act);
+                    // erf (A&S 7.1.26) is within 1.5e-7 absolute, and GELU
+                    // scales it by x/2; tanh within ~2e-7 absolute; plus f32
+                    // rounding of the result.
+                    let tol = 2e-7 * (1.0 + 0.5 * (xi as f64).abs()) + 4.0 * U * want.abs();
+                    let err = (yi as f64 - want).abs();
+                    worst = worst.max(err / tol);
+                    assert!(
+                        err <= tol,
+                        "{} {act:?}({xi}) = {yi}, want {want} (err {err:e}, tol {tol:e})",
+                        kernels.isa()
+                    );
+                }
+                if len == x.len() {
+                    println!(
+                        "{} {act:?}: worst error {:.2} of tolerance",
+                        kernels.isa(),
+                        worst
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_every_isa() {
+    for kernels in every_isa() {
+        for len in [1, 2, 7, 8, 9, 16, 17, 31, 128, 384, 513] {
+            let mut row: Vec<f32> = filled(len, len as u32).iter().map(|v| v * 20.0).collect();
+            if len > 3 {
+                row[1] = f32::NEG_INFINITY; // a masked score
+            }
+            let want = reference::softmax(&row);
+            let input = row.clone();
+            let max = input.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            kernels.softmax(&mut row);
+            for (j, (&got, &want)) in row.iter().zip(&want).enumerate() {
+                // exp within ~2 ulp of its argument, which is x - max rounded
+                // to f32 (relative error u, amplified by |x - max| through
+                // exp); then a sum of len terms and a division.
+                let shift = if input[j].is_finite() {
+                    (input[j] - max).abs() as f64
+                } else {
+                    0.0
+                };
+                let tol = (8.0 + len as f64 + shift) * U * want as f64 + 1e-30;
+                assert!(
+                    (got - want).abs() as f64 <= tol,
+                    "{} softmax len {len}: [{j}] = {got}, want {want}",
+                    kernels.isa()
+                );
+            }
+            if len > 3 {
+                assert_eq!(row[1], 0.0, "masked score must be exactly 0");
+            }
+        }
+        // Fully masked: zeros, not NaN. Very negative but finite: still a distribution.
+        let mut masked = vec![f32::NEG_INFINITY; 11];
+        kernels.softmax(&mut masked);
+        assert!(
+            masked.iter().all(|&v| v == 0.0),
+            "{} all-masked row",
+            kernels.isa()
+        );
+        let mut low = vec![-1000.0f32; 11];
+        kernels.softmax(&mut low);
+        assert!(
+            low.iter().all(|&v| (v - 1.0 / 11.0).abs() < 1e-6),
+            "{} low row {low:?}",
+            kernels.isa()
+        );
+        kernels.softmax(&mut []);
+    }
+}
+
+#[test]
+fn layer_norm_every_isa() {
+    for kernels in every_isa() {
+        for width in [1, 7, 8, 9, 33, 384, 768, 1000] {
+            for offset in [0.0f32, 100.0] {
+                // |mean| >> std with the offset: what the two-pass variance is for.
+                let rows = 3;
+                let x: Vec<f32> = filled(rows * width, width as u32)
+                    .iter()
+                    .map(|v| v + offset)
+                    .collect();
+                let gamma: Vec<f32> = filled(width, 5).iter().map(|v| 1.0 + 0.5 * v).collect();
+                let beta = filled(width, 6);
+                let want = reference::layer_norm(&x, width, &gamma, &beta, 1e-12);
+                let mut got = x.clone();
+                kernels.layer_norm(&mut got, width, &gamma, &beta, 1e-12);
+                for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                    // The mean is off by ~width·u·|x|, which the normalisation
+                    // divides by std (~0.58 here): relative to |x| / std.
+                    let tol =
+                        8.0 * (width as f64).sqrt() * U * (1.0 + offset as f64 / 0.5) * 2.0 + 1e-6;
+                    assert!(
+                        ((g - w) as f64).abs() <= tol,
+                        "{} layer_norm width {width} offset {offset}: [{i}] = {g}, want {w}",
+                        kernels.isa()
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn attention_every_isa() {
+    for kernels in every_isa() {
+        for (len, heads, head_dim) in [
+            (1, 1, 4),
+            (5, 2, 8),
+            (33, 3, 32),
+            (128, 12, 32),
+            (70, 6, 64),
+        ] {
+            let shape = AttentionShape {
+                len,
+                heads,
+                head_dim,
+            };
+            let hidden = shape.hidden();
+            let ld_qkv = 3 * hidden + 5; // padded rows, as a slice of a wider buffer
+            let ld_ctx = hidden + 3;
+            let qkv_padded: Vec<f32> = filled(len * ld_qkv, len as u32)
+                .iter()
+                .map(|v| 2.0 * v)
+                .collect();
+            let mut qkv = Vec::with_capacity(len * 3 * hidden);
+            for row in qkv_padded.chunks(ld_qkv) {
+                qkv.extend_from_slice(&row[..3 * hidden]);
+            }
+            let want = reference::attention(shape, &qkv);
+            let mut ctx = vec![0.0f32; len * ld_ctx];
+            let mut scratch = vec![0.0f32; shape.scratch_len()];
+            kernels.attention(shape, &qkv_padded, ld_qkv, &mut ctx, ld_ctx, &mut scratch);
+            for i in 0..len {
+                for d in 0..hidden {
+                    let (g, w) = (ctx[i * ld_ctx + d], want[i * hidden + d]);
+                    // Scores carry k·u relative error into exp; the weighted
+                    // sum of |v| <= 2 adds len·u.
+                    let tol = 2.0 * (head_dim + len + 16) as f64 * U * 4.0;
+                    assert!(
+                        ((g - w) as f64).abs() <= tol,
+                        "{} attention {shape:?}: ctx[{i}, {d}] = {g}, want {w}",
+                        kernels.isa()
+                    );
+                }
+            }
+        }
+    }
+}

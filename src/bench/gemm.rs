@@ -1,0 +1,290 @@
+//! `crossenc bench gemm`: our GEMM on BERT's shapes, in GFLOP/s, as a share
+//! of this machine's FMA peak (measured in the same run), and against
+//! matrixmultiply on the same shape and thread count.
+//!
+//! Run: `crossenc bench gemm [--threads N] [--json]`, or
+//! `cargo bench --bench gemm` (same table). `CROSSENC_ISA` picks the kernels.
+//!
+//! matrixmultiply sizes its thread pool once per process (from
+//! `MATMUL_NUM_THREADS`), so its numbers at each thread count come from a
+//! child process: this executable re-run with the same arguments,
+//! `MATMUL_NUM_THREADS=t` and `CROSSENC_BENCH_MATMUL_CHILD=1`, in which `run`
+//! only times matrixmultiply and prints `matrixmultiply m k n gflops` lines.
+
+use std::io::{self, Write};
+use std::time::{Duration, Instant};
+
+use crossenc_kernels::{peak, Epilogue, Isa, Kernels, Threading};
+
+/// Rows of A (tokens in a batch): one short pair, a long pair, a batch.
+pub const M_SIZES: [usize; 3] = [64, 512, 2048];
+
+/// `(K, N)` of BERT-base-like layers at hidden 384: QKV projection, attention
+/// output, FFN up, FFN down.
+pub const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (1536, 384)];
+
+/// The environment variable that makes `run` a matrixmultiply-only child.
+const CHILD_ENV: &str = "CROSSENC_BENCH_MATMUL_CHILD";
+
+/// Time spent timing one (shape, threads, library) cell; the command's total
+/// stays well under a minute (24 cells x 2 libraries x ~0.3 s, plus 26 peak
+/// samples of ~30 ms).
+const CELL_TIME: Duration = Duration::from_millis(250);
+
+/// One line of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    /// Rows of A.
+    pub m: usize,
+    /// Reduction length.
+    pub k: usize,
+    /// Columns of B.
+    pub n: usize,
+    /// Threads in the rayon pool (and matrixmultiply's pool).
+    pub threads: usize,
+    /// Our GEMM, median GFLOP/s.
+    pub gflops: f64,
+    /// The FMA loop's GFLOP/s at this thread count.
+    pub peak_gflops: f64,
+    /// `100 · gflops / peak_gflops`.
+    pub pct_peak: f64,
+    /// matrixmultiply (threading feature, `MATMUL_NUM_THREADS = threads`), median GFLOP/s.
+    pub matrixmultiply_gflops: f64,
+    /// `gflops / matrixmultiply_gflops`.
+    pub speedup: f64,
+}
+
+impl Row {
+    /// The row as one JSON object.
+    pub fn to_json(self) -> String {
+        format!(
+            "{{\"m\":{},\"k\":{},\"n\":{},\"threads\":{},\"gflops\":{:.2},\"peak_gflops\":{:.2},\"pct_peak\":{:.2},\"matrixmultiply_gflops\":{:.2},\"speedup\":{:.3}}}",
+            self.m,
+            self.k,
+            self.n,
+            self.threads,
+            self.gflops,
+            self.peak_gflops,
+            self.pct_peak,
+            self.matrixmultiply_gflops,
+            self.speedup
+        )
+    }
+}
+
+/// Runs the benchmark and writes the table (or JSON lines) to `out`.
+///
+/// `threads`: `Some(t)` for `t` threads only; `None` for 1 and the machine's
+/// core count. Kernels come from `Kernels::detect` (so `CROSSENC_ISA` applies);
+/// the peak is measured with the best ISA this CPU has.
+pub fn run(threads: Option<usize>, json: bool, out: &mut dyn Write) -> io::Result<()> {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return matrixmultiply_child(out);
+    }
+    let kernels = Kernels::detect().map_err(io::Error::other)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let thread_counts = match threads {
+        Some(t) => vec![t.max(1)],
+        None if cores > 1 => vec![1, cores],
+        None => vec![1],
+    };
+    let best = Kernels::with_isa(Isa::best()).map_err(io::Error::other)?;
+    if !json {
+        writeln!(out, "crossenc bench gemm: {kernels}")?;
+    }
+    for &t in &thread_counts {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(io::Error::other)?;
+        let reference = matrixmultiply_in_child(t);
+        // Peak samples interleaved with the cells, so on a shared machine the
+        // peak and the GEMMs divided by it see the same conditions.
+        let fma = peak::FmaPeak::new(best, t);
+        let mut peak_samples = vec![fma.sample()];
+        let mut cells = Vec::new();
+        for m in M_SIZES {
+            for (k, n) in SHAPES {
+                peak_samples.push(fma.sample());
+                let gflops = pool.install(|| time_ours(kernels, m, k, n));
+                let mm = reference
+                    .as_ref()
+                    .and_then(|r| r.iter().find(|&&(rm, rk, rn, _)| (rm, rk, rn) == (m, k, n)))
+                    .map(|&(_, _, _, g)| g)
+                    .unwrap_or_else(|| time_matrixmultiply(m, k, n));
+                cells.push((m, k, n, gflops, mm));
+            }
+        }
+        let peak = peak::median(peak_samples);
+        if !json {
+            writeln!(out)?;
+            writeln!(
+                out,
+                "{t} thread(s): FMA peak {peak:.1} GFLOP/s (median of {} samples of a {}-lane {} FMA loop)",
+                M_SIZES.len() * SHAPES.len() + 1,
+                peak::vector_lanes(best),
+                best.isa(),
+            )?;
+            if reference.is_none() {
+                writeln!(
+                    out,
+                    "  (matrixmultiply child process failed; timed in-process instead)"
+                )?;
+            }
+            writeln!(
+                out,
+                "{:>6} {:>5} {:>5} {:>3} {:>9} {:>7} {:>15} {:>8}",
+                "M", "K", "N", "thr", "GFLOP/s", "% peak", "matrixmultiply", "speedup"
+            )?;
+        }
+        for (m, k, n, gflops, mm) in cells {
+            let row = Row {
+                m,
+                k,
+                n,
+                threads: t,
+                gflops,
+                peak_gflops: peak,
+                pct_peak: 100.0 * gflops / peak,
+                matrixmultiply_gflops: mm,
+                speedup: gflops / mm,
+            };
+            if json {
+                writeln!(out, "{}", row.to_json())?;
+            } else {
+                writeln!(
+                    out,
+                    "{:>6} {:>5} {:>5} {:>3} {:>9.1} {:>6.1}% {:>15.1} {:>7.2}x",
+                    m, k, n, t, gflops, row.pct_peak, mm, row.speedup
+                )?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Deterministic values in [-1, 1) (a xorshift), so runs are comparable.
+fn filled(len: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+/// Median GFLOP/s of `f`, timed repeatedly for about [`CELL_TIME`].
+fn median_gflops(flops: f64, mut f: impl FnMut()) -> f64 {
+    f(); // warm caches, page in buffers, spin up threads
+    let start = Instant::now();
+    f();
+    let once = start.elapsed().max(Duration::from_micros(1));
+    let reps = (CELL_TIME.as_secs_f64() / once.as_secs_f64()).clamp(5.0, 500.0) as usize;
+    let gflops = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            flops / start.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    peak::median(gflops)
+}
+
+/// Our GEMM, weight prepacked as the model does it, on the current rayon pool.
+fn time_ours(kernels: Kernels, m: usize, k: usize, n: usize) -> f64 {
+    let a = filled(m * k, 1);
+    let weight = filled(n * k, 2); // nn.Linear layout [out = n, in = k]
+    let packed = kernels.pack_linear(&weight, n, k);
+    let mut c = vec![0.0f32; m * n];
+    median_gflops(2.0 * (m * k * n) as f64, || {
+        kernels.gemm(
+            m,
+            &a,
+            k,
+            &packed,
+            &mut c,
+            n,
+            Epilogue::None,
+            Threading::Auto,
+        );
+        std::hint::black_box(&mut c);
+    })
+}
+
+/// matrixmultiply's `sgemm` with its own threading, on dense row-major operands.
+fn time_matrixmultiply(m: usize, k: usize, n: usize) -> f64 {
+    let a = filled(m * k, 1);
+    let b = filled(k * n, 2);
+    let mut c = vec![0.0f32; m * n];
+    median_gflops(2.0 * (m * k * n) as f64, || {
+        // SAFETY: a is [m, k], b is [k, n] and c is [m, n], all row-major and
+        // contiguous, exactly the extents the strides below describe.
+        unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                1.0,
+                a.as_ptr(),
+                k as isize,
+                1,
+                b.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                c.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+        std::hint::black_box(&mut c);
+    })
+}
+
+/// In the child: time matrixmultiply on every shape, one line each.
+fn matrixmultiply_child(out: &mut dyn Write) -> io::Result<()> {
+    for m in M_SIZES {
+        for (k, n) in SHAPES {
+            writeln!(
+                out,
+                "matrixmultiply {m} {k} {n} {}",
+                time_matrixmultiply(m, k, n)
+            )?;
+        }
+    }
+    out.flush()
+}
+
+/// matrixmultiply's GFLOP/s on every shape with `threads` threads, from a
+/// child process (see the module docs); `None` if the child failed.
+fn matrixmultiply_in_child(threads: usize) -> Option<Vec<(usize, usize, usize, f64)>> {
+    let exe = std::env::current_exe().ok()?;
+    let output = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(CHILD_ENV, "1")
+        .env("MATMUL_NUM_THREADS", threads.to_string())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let rows: Vec<_> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.strip_prefix("matrixmultiply ")?.split_whitespace();
+            let mut next = || fields.next()?.parse::<f64>().ok();
+            Some((
+                next()? as usize,
+                next()? as usize,
+                next()? as usize,
+                next()?,
+            ))
+        })
+        .collect();
+    (rows.len() == M_SIZES.len() * SHAPES.len()).then_some(rows)
+}
