@@ -27,7 +27,6 @@ Deterministic: fixed seeds, CPU only, eager attention, float32.
 import hashlib
 import io
 import json
-import os
 import shutil
 import sys
 from pathlib import Path

@@ -28,34 +28,48 @@ pub enum Activation {
     Tanh,
 }
 
-/// Replaces every element of `x` by `f(x)`, a vector at a time; the tail
-/// with a masked (partial) load and store.
-#[inline(always)]
-pub(crate) fn map_in_place<S: Simd>(s: S, x: &mut [f32], f: impl Fn(S::V) -> S::V) {
-    let lanes = S::LANES;
-    let mut chunks = x.chunks_exact_mut(lanes);
-    for chunk in &mut chunks {
-        // SAFETY: the chunk holds exactly `lanes` floats.
-        unsafe { s.store(chunk.as_mut_ptr(), f(s.load(chunk.as_ptr()))) };
-    }
-    let tail = chunks.into_remainder();
-    if !tail.is_empty() {
-        let n = tail.len();
-        // SAFETY: the tail holds n < lanes floats.
-        unsafe { s.store_partial(tail.as_mut_ptr(), n, f(s.load_partial(tail.as_ptr(), n))) };
-    }
+/// `x[i] = f(x[i])` over SIMD vectors, the tail through a partial load.
+///
+/// A macro rather than a function taking a closure: a closure is a function
+/// of its own without the caller's `#[target_feature]`s, so the intrinsics
+/// in its body (exp's polynomial, say) would not inline into it, and every
+/// vector operation would become a call (measured: softmax 5x slower).
+macro_rules! map_in_place {
+    ($s:expr, $x:expr, |$v:ident| $body:expr) => {{
+        let s = $s;
+        let x: &mut [f32] = $x;
+        let lanes = crate::simd::lanes_of(s);
+        let mut chunks = x.chunks_exact_mut(lanes);
+        for chunk in &mut chunks {
+            // SAFETY: the chunk holds exactly `lanes` floats.
+            let $v = unsafe { s.load(chunk.as_ptr()) };
+            let out = $body;
+            // SAFETY: as above.
+            unsafe { s.store(chunk.as_mut_ptr(), out) };
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            let n = tail.len();
+            // SAFETY: the tail holds n < lanes floats.
+            let $v = unsafe { s.load_partial(tail.as_ptr(), n) };
+            let out = $body;
+            // SAFETY: as above.
+            unsafe { s.store_partial(tail.as_mut_ptr(), n, out) };
+        }
+    }};
 }
+pub(crate) use map_in_place;
 
 #[inline(always)]
 fn activation_in_place<S: Simd>(s: S, x: &mut [f32], act: Activation) {
     // One loop per activation, so each body is specialised.
     match act {
-        Activation::GeluErf => map_in_place(s, x, |v| math::activation(s, Activation::GeluErf, v)),
+        Activation::GeluErf => map_in_place!(s, x, |v| math::activation(s, Activation::GeluErf, v)),
         Activation::GeluTanh => {
-            map_in_place(s, x, |v| math::activation(s, Activation::GeluTanh, v))
+            map_in_place!(s, x, |v| math::activation(s, Activation::GeluTanh, v))
         }
-        Activation::Relu => map_in_place(s, x, |v| math::activation(s, Activation::Relu, v)),
-        Activation::Tanh => map_in_place(s, x, |v| math::activation(s, Activation::Tanh, v)),
+        Activation::Relu => map_in_place!(s, x, |v| math::activation(s, Activation::Relu, v)),
+        Activation::Tanh => map_in_place!(s, x, |v| math::activation(s, Activation::Tanh, v)),
     }
 }
 

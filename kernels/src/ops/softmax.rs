@@ -24,9 +24,9 @@ fn softmax_generic<S: Simd>(s: S, row: &mut [f32]) {
         return;
     }
     let max_v = s.splat(max);
-    map_in_place(s, row, |v| math::exp(s, s.sub(v, max_v)));
+    map_in_place!(s, row, |v| math::exp(s, s.sub(v, max_v)));
     let inv = s.splat(1.0 / sum(s, row, |v| v));
-    map_in_place(s, row, |v| s.mul(v, inv));
+    map_in_place!(s, row, |v| s.mul(v, inv));
 }
 
 simd_dispatch! {

@@ -172,3 +172,9 @@ macro_rules! simd_dispatch {
     };
 }
 pub(crate) use simd_dispatch;
+
+/// `S::LANES`, for code (macros) that has a value of `S` but cannot name it.
+#[inline(always)]
+pub(crate) fn lanes_of<S: Simd>(_: S) -> usize {
+    S::LANES
+}
