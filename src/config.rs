@@ -45,9 +45,39 @@ impl ScoreActivation {
     }
 }
 
-/// A BERT config, as read from `config.json`.
+/// Which member of the BERT family a model is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    /// BERT (`model_type` `bert`): pooler `tanh(dense(h[CLS]))`, then `classifier`.
+    Bert,
+    /// XLM-RoBERTa / RoBERTa: positions offset by `pad_token_id + 1`; head
+    /// `out_proj(tanh(dense(h[<s>])))`, no pooler.
+    XlmRoberta,
+    /// ELECTRA: embeddings of `embedding_size`, projected to `hidden_size`;
+    /// head `out_proj(gelu(dense(h[CLS])))`.
+    Electra,
+}
+
+impl Architecture {
+    /// The prefix of the encoder's tensors in a `...ForSequenceClassification` checkpoint.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Architecture::Bert => "bert.",
+            Architecture::XlmRoberta => "roberta.",
+            Architecture::Electra => "electra.",
+        }
+    }
+}
+
+/// A BERT-family config, as read from `config.json`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BertConfig {
+    /// BERT, XLM-RoBERTa or ELECTRA.
+    pub architecture: Architecture,
+    /// Width of the embedding tables (ELECTRA's can be narrower than `hidden_size`).
+    pub embedding_size: usize,
+    /// Position id of a sequence's first token (RoBERTa: `pad_token_id + 1`).
+    pub position_offset: usize,
     /// Width of every hidden state.
     pub hidden_size: usize,
     /// Number of encoder layers.
@@ -94,13 +124,18 @@ impl BertConfig {
     fn from_json(path: &Path, obj: &Map<String, Value>) -> Result<BertConfig> {
         let keys = Keys { path, obj };
         let model_type = keys.string("model_type")?.unwrap_or_default();
-        if model_type != "bert" {
-            return Err(Error::Unsupported {
-                key: "model_type".into(),
-                value: format!("{model_type:?}"),
-                supported: "\"bert\"".into(),
-            });
-        }
+        let architecture = match model_type.as_str() {
+            "bert" => Architecture::Bert,
+            "xlm-roberta" | "roberta" => Architecture::XlmRoberta,
+            "electra" => Architecture::Electra,
+            _ => {
+                return Err(Error::Unsupported {
+                    key: "model_type".into(),
+                    value: format!("{model_type:?}"),
+                    supported: "\"bert\", \"xlm-roberta\", \"roberta\", \"electra\"".into(),
+                })
+            }
+        };
         let position = keys.string("position_embedding_type")?;
         if let Some(p) = position.filter(|p| p != "absolute") {
             return Err(Error::Unsupported {
@@ -141,17 +176,36 @@ impl BertConfig {
         }
         let labels = keys.labels()?;
         let activation = keys.score_activation()?;
+        let pad_token_id = keys.integer("pad_token_id")?.unwrap_or(0) as u32;
+        let max_position_embeddings = keys.positive_or("max_position_embeddings", 512)?;
+        // RoBERTa numbers positions from padding_idx + 1 (modeling_roberta's
+        // create_position_ids_from_input_ids), so that many rows are never used.
+        let position_offset = match architecture {
+            Architecture::XlmRoberta => pad_token_id as usize + 1,
+            Architecture::Bert | Architecture::Electra => 0,
+        };
+        if position_offset >= max_position_embeddings {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "pad_token_id {pad_token_id} leaves no position in max_position_embeddings {max_position_embeddings}"
+                ),
+            });
+        }
         Ok(BertConfig {
+            architecture,
+            embedding_size: keys.positive_or("embedding_size", hidden_size)?,
+            position_offset,
             hidden_size,
             num_hidden_layers: keys.positive("num_hidden_layers")?,
             num_attention_heads,
             intermediate_size: keys.positive("intermediate_size")?,
             hidden_act,
             layer_norm_eps: keys.float("layer_norm_eps")?.unwrap_or(1e-12) as f32,
-            max_position_embeddings: keys.positive_or("max_position_embeddings", 512)?,
+            max_position_embeddings,
             type_vocab_size: keys.positive_or("type_vocab_size", 2)?,
             vocab_size: keys.positive("vocab_size")?,
-            pad_token_id: keys.integer("pad_token_id")?.unwrap_or(0) as u32,
+            pad_token_id,
             labels,
             activation,
         })
@@ -160,6 +214,11 @@ impl BertConfig {
     /// Number of labels the classification head has.
     pub fn num_labels(&self) -> usize {
         self.labels.len()
+    }
+
+    /// The longest sequence the position table allows.
+    pub fn max_positions(&self) -> usize {
+        self.max_position_embeddings - self.position_offset
     }
 
     /// Width of one attention head.

@@ -40,6 +40,7 @@
 #[doc(hidden)]
 pub mod bench;
 pub mod config;
+mod embed;
 mod error;
 mod model;
 mod tokenize;
@@ -47,14 +48,15 @@ mod weights;
 
 use std::path::Path;
 
-pub use config::{BertConfig, ScoreActivation};
+pub use config::{Architecture, BertConfig, ScoreActivation};
 pub use crossenc_kernels::Isa;
+pub use embed::{Pooling, SentenceEmbedder};
 pub use error::{Error, Result};
 pub use model::{PackedBatch, Scratch};
 pub use tokenize::{EncodedPair, Truncation};
 
 use crossenc_kernels::Kernels;
-use model::{Bert, Classifier};
+use model::{Bert, ClassificationHead};
 use tokenize::PairTokenizer;
 
 /// Most pairs in one forward pass when the caller does not say.
@@ -182,11 +184,12 @@ impl CrossEncoderBuilder {
         let kernels = Kernels::detect()?;
         let st = weights::SafetensorsFile::open(&dir.join("model.safetensors"))?;
         let w = st.tensors()?;
-        let bert = Bert::load(folder.config.clone(), kernels, &w, true)?;
-        let classifier = Classifier::load(&folder.config, &kernels, &w).map_err(|e| match e {
+        let bert = Bert::load(folder.config.clone(), kernels, &w, false)?;
+        let head = ClassificationHead::load(&folder.config, &kernels, &w).map_err(|e| match e {
             Error::MissingTensor { name, .. } => Error::MissingTensor {
                 name,
-                hint: "this looks like an encoder without a classification head (BertModel), not a cross-encoder".into(),
+                hint: "this looks like an encoder without a classification head (e.g. BertModel), not a cross-encoder"
+                    .into(),
             },
             e => e,
         })?;
@@ -199,7 +202,7 @@ impl CrossEncoderBuilder {
         );
         Ok(CrossEncoder {
             bert,
-            classifier,
+            head,
             tokenizer: folder.tokenizer,
             max_length: folder.max_length,
             batch_size: self.batch_size,
@@ -214,7 +217,7 @@ impl CrossEncoderBuilder {
 /// A loaded cross-encoder. `Send + Sync`: one instance serves many threads.
 pub struct CrossEncoder {
     bert: Bert,
-    classifier: Classifier,
+    head: ClassificationHead,
     tokenizer: PairTokenizer,
     max_length: usize,
     batch_size: usize,
@@ -436,11 +439,11 @@ impl CrossEncoder {
         let labels = self.bert.config.num_labels();
         let (n, h) = (batch.sequences(), self.bert.config.hidden_size);
         self.bert.forward_cls(batch, s, labels);
-        self.bert.pool(n, &s.cls[..n * h], &mut s.pooled[..n * h]);
-        self.classifier.forward(
+        self.head.forward(
             &self.bert.kernels,
             n,
-            &s.pooled[..n * h],
+            &s.cls[..n * h],
+            &mut s.pooled[..n * h],
             &mut s.logits[..n * labels],
         );
     }
@@ -564,21 +567,25 @@ impl Encoder {
 
 /// What every model folder provides: the config and a tokenizer set up for
 /// the resolved max length.
-struct ModelFolder {
-    config: BertConfig,
-    tokenizer: PairTokenizer,
-    max_length: usize,
+pub(crate) struct ModelFolder {
+    pub(crate) config: BertConfig,
+    pub(crate) tokenizer: PairTokenizer,
+    pub(crate) max_length: usize,
 }
 
 impl ModelFolder {
-    fn open(dir: &Path, max_length: Option<usize>, truncation: Truncation) -> Result<ModelFolder> {
+    pub(crate) fn open(
+        dir: &Path,
+        max_length: Option<usize>,
+        truncation: Truncation,
+    ) -> Result<ModelFolder> {
         if !dir.is_dir() {
             return Err(Error::MissingFile {
                 path: dir.to_path_buf(),
             });
         }
         let config = BertConfig::from_file(&dir.join("config.json"))?;
-        let positions = config.max_position_embeddings;
+        let positions = config.max_positions();
         let max_length = match max_length {
             Some(0) => {
                 return Err(Error::InvalidOption {
@@ -590,7 +597,7 @@ impl ModelFolder {
                 return Err(Error::InvalidOption {
                     name: "max_length",
                     message: format!(
-                        "{n} is more than the model's max_position_embeddings ({positions})"
+                        "{n} is more than the {positions} positions the model has (max_position_embeddings)"
                     ),
                 })
             }
@@ -609,7 +616,7 @@ impl ModelFolder {
 }
 
 /// Packs tokenized pairs into one batch.
-fn pack(encoded: &[EncodedPair]) -> PackedBatch {
+pub(crate) fn pack(encoded: &[EncodedPair]) -> PackedBatch {
     let mut batch = PackedBatch::new();
     for e in encoded {
         batch.push(&e.input_ids, &e.token_type_ids);

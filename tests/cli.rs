@@ -259,3 +259,30 @@ fn unknown_isa_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("sse9"), "{}", stderr(&out));
 }
+
+#[test]
+fn embed_writes_one_vector_per_text() {
+    let dir = fixture_dir("st-mean");
+    let out = crossenc(
+        &["embed", "--model", dir.to_str().unwrap()],
+        b"{\"text\": \"a\"}\n\n{\"text\": \"\"}\n",
+    );
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        let v: Vec<f64> = line["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(v.len(), 32);
+        let norm: f64 = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "st-mean normalises: {norm}");
+    }
+    let bad = crossenc(
+        &["embed", "--model", dir.to_str().unwrap()],
+        b"{\"txt\": \"a\"}\n",
+    );
+    assert!(!bad.status.success() && stderr(&bad).contains("line 1"));
+}

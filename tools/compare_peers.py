@@ -1,4 +1,4 @@
-"""Usage: /root/venv/bin/python tools/compare_peers.py [--model DIR] [--crossenc PATH]
+"""Usage: ~/venv-crossenc/bin/python tools/compare_peers.py [--model DIR] [--crossenc PATH]
            [--workloads seed20,bulk,latency,long] [--runs N] [--threads N] [--engines crossenc,st,ort]
            [--crossenc-runs K] [--pairs FILE.jsonl ...] [--no-check] [--onnx-cache DIR] [--json]
 

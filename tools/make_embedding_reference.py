@@ -1,5 +1,5 @@
 """Rerun from the repo root:
-    bash tools/fetch_real_weights.sh && /root/venv/bin/python tools/make_embedding_reference.py [--real-only | --tiny-only]
+    bash tools/fetch_real_weights.sh && ~/venv-crossenc/bin/python tools/make_embedding_reference.py [--real-only | --tiny-only]
 
 Sentence-transformers *embedding* references (SentenceTransformer.encode), no Hugging Face hub access:
 

@@ -1,4 +1,4 @@
-"""Rerun from the repo root: /root/venv/bin/python tools/make_fixtures.py   (writes tests/data/fixtures/)
+"""Rerun from the repo root: ~/venv-crossenc/bin/python tools/make_fixtures.py   (writes tests/data/fixtures/)
 
 Builds tiny, randomly initialised BERT cross-encoder fixtures plus PyTorch reference outputs
 for the Rust engine's tests. Everything is built locally (no Hugging Face hub access):

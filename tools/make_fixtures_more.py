@@ -1,6 +1,6 @@
-"""Rerun from the repo root: /root/venv/bin/python tools/make_fixtures_more.py   (writes tests/data/fixtures/{xlmr-tiny,electra-tiny}/)
+"""Rerun from the repo root: ~/venv-crossenc/bin/python tools/make_fixtures_more.py   (writes tests/data/fixtures/{xlmr-tiny,electra-tiny}/)
 
-Needs, besides the venv of tools/make_fixtures.py, the `sentencepiece` wheel (`/root/venv/bin/pip install
+Needs, besides the venv of tools/make_fixtures.py, the `sentencepiece` wheel (`~/venv-crossenc/bin/pip install
 sentencepiece`): it is used only to obtain SentencePiece's built-in `nmt_nfkc` normalisation table (the
 `precompiled_charsmap` that real XLM-R tokenizer.json files carry in their `Precompiled` normalizer).
 

@@ -1,4 +1,4 @@
-"""Rerun from the repo root: bash tools/fetch_real_weights.sh && /root/venv/bin/python tools/make_real_reference.py
+"""Rerun from the repo root: bash tools/fetch_real_weights.sh && ~/venv-crossenc/bin/python tools/make_real_reference.py
 
 Reference outputs of the real sentence-transformers/all-MiniLM-L6-v2 BERT encoder (fetched by
 tools/fetch_real_weights.sh into ${CROSSENC_CACHE_DIR:-$HOME/.cache/crossenc}/all-MiniLM-L6-v2/).

@@ -49,6 +49,18 @@ enum Command {
         #[arg(long)]
         threshold: Option<f32>,
     },
+    /// Sentence embeddings: JSON Lines `{"text": ...}` in, `{"embedding": [...]}` out, in order.
+    Embed {
+        /// A sentence-transformers model folder (modules.json, 1_Pooling/, model.safetensors, tokenizer.json).
+        #[arg(long)]
+        model: PathBuf,
+        /// Input file (JSON Lines); stdin when absent.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Longest text in tokens (default: sentence_bert_config.json's max_seq_length).
+        #[arg(long)]
+        max_length: Option<usize>,
+    },
     /// Benchmarks: GEMM kernels, or a model end to end.
     Bench {
         #[command(subcommand)]
@@ -144,6 +156,11 @@ fn main() -> ExitCode {
             threshold,
         } => rerank(&model, &query, input.as_deref(), format, top_k, threshold),
         Command::Bench { what } => bench(what),
+        Command::Embed {
+            model,
+            input,
+            max_length,
+        } => embed(&model, input.as_deref(), max_length),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -323,6 +340,27 @@ fn rerank(
             text: &texts[r.index],
         };
         serde_json::to_writer(&mut out, &line)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn embed(model: &Path, input: Option<&Path>, max_length: Option<usize>) -> Result<()> {
+    const WHAT: &str = r#"{"text": string}"#;
+    let mut texts = Vec::new();
+    for (line_no, line) in read_lines(input)? {
+        let map = parse_object(line_no, &line, WHAT)?;
+        texts.push(string_field(&map, "text", line_no, WHAT)?);
+    }
+    if texts.is_empty() {
+        bail!("no input texts: expected JSON Lines {WHAT}, on stdin or in --input");
+    }
+    let embedder = crossenc::SentenceEmbedder::from_dir(model, max_length)
+        .with_context(|| format!("cannot load the model in {}", model.display()))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for embedding in embedder.embed(&texts)? {
+        serde_json::to_writer(&mut out, &serde_json::json!({ "embedding": embedding }))?;
         writeln!(out)?;
     }
     out.flush()?;

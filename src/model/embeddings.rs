@@ -9,21 +9,25 @@ use crate::error::Result;
 use crate::weights::Weights;
 
 pub(crate) struct BertEmbeddings {
-    hidden: usize,
-    // word_embeddings: [vocab_size, hidden]
+    // Width of the tables: hidden_size, or ELECTRA's embedding_size.
+    width: usize,
+    // Position id of each sequence's first token (RoBERTa: pad_token_id + 1).
+    position_offset: usize,
+    // word_embeddings: [vocab_size, width]
     word_embeddings: Vec<f32>,
-    // position_embeddings: [max_position_embeddings, hidden]
+    // position_embeddings: [max_position_embeddings, width]
     position_embeddings: Vec<f32>,
-    // token_type_embeddings: [type_vocab_size, hidden]
+    // token_type_embeddings: [type_vocab_size, width]
     token_type_embeddings: Vec<f32>,
     layer_norm: LayerNorm,
 }
 
 impl BertEmbeddings {
     pub(crate) fn load(c: &BertConfig, w: &Weights<'_>, p: &str) -> Result<BertEmbeddings> {
-        let h = c.hidden_size;
+        let h = c.embedding_size;
         Ok(BertEmbeddings {
-            hidden: h,
+            width: h,
+            position_offset: c.position_offset,
             word_embeddings: w.get(p, "embeddings.word_embeddings.weight", &[c.vocab_size, h])?,
             position_embeddings: w.get(
                 p,
@@ -39,8 +43,8 @@ impl BertEmbeddings {
         })
     }
 
-    /// `out: [tokens, hidden]`. Ids are checked against the tables beforehand
-    /// (`Bert::check_ids`); positions restart at 0 for every sequence.
+    /// `out: [tokens, width]`. Ids are checked against the tables beforehand
+    /// (`Bert::check`); positions restart at `position_offset` for every sequence.
     pub(crate) fn forward(
         &self,
         k: &Kernels,
@@ -48,7 +52,7 @@ impl BertEmbeddings {
         out: &mut [f32],
         rows_per_task: usize,
     ) {
-        let h = self.hidden;
+        let h = self.width;
         out.par_chunks_mut(rows_per_task * h)
             .enumerate()
             .for_each(|(chunk, rows)| {
@@ -57,7 +61,7 @@ impl BertEmbeddings {
                     let t = first + r;
                     // Position within the token's own sequence.
                     let seq = batch.starts.partition_point(|&start| start <= t) - 1;
-                    let position = t - batch.starts[seq];
+                    let position = self.position_offset + t - batch.starts[seq];
                     let word = batch.input_ids[t] as usize;
                     let kind = batch.token_type_ids[t] as usize;
                     let w = &self.word_embeddings[word * h..(word + 1) * h];

@@ -3,7 +3,7 @@
 use crossenc_kernels::{Activation, Kernels};
 
 use super::Linear;
-use crate::config::BertConfig;
+use crate::config::{Architecture, BertConfig};
 use crate::error::Result;
 use crate::weights::Weights;
 
@@ -32,26 +32,52 @@ impl BertPooler {
     }
 }
 
-/// `classifier`: `[hidden] -> [num_labels]` (dropout is the identity at inference).
-pub(crate) struct Classifier {
+/// The classification head of a `...ForSequenceClassification`, on the first
+/// token: `out_proj(act(dense(h[0])))`.
+///
+/// - BERT: `dense` is the pooler's (`act` = tanh), `out_proj` is `classifier`;
+/// - XLM-RoBERTa: `classifier.dense` (tanh), `classifier.out_proj`;
+/// - ELECTRA: `classifier.dense` (exact GELU, whatever `hidden_act` says), `classifier.out_proj`.
+pub(crate) struct ClassificationHead {
     dense: Linear,
+    act: Activation,
+    out_proj: Linear,
 }
 
-impl Classifier {
-    pub(crate) fn load(c: &BertConfig, k: &Kernels, w: &Weights<'_>) -> Result<Classifier> {
-        Ok(Classifier {
-            dense: Linear::load(k, w, "", "classifier", c.num_labels(), c.hidden_size)?,
+impl ClassificationHead {
+    pub(crate) fn load(c: &BertConfig, k: &Kernels, w: &Weights<'_>) -> Result<ClassificationHead> {
+        let (h, labels) = (c.hidden_size, c.num_labels());
+        let p = c.architecture.prefix();
+        Ok(match c.architecture {
+            Architecture::Bert => ClassificationHead {
+                dense: Linear::load(k, w, p, "pooler.dense", h, h)?,
+                act: Activation::Tanh,
+                out_proj: Linear::load(k, w, "", "classifier", labels, h)?,
+            },
+            Architecture::XlmRoberta | Architecture::Electra => ClassificationHead {
+                dense: Linear::load(k, w, "", "classifier.dense", h, h)?,
+                act: if c.architecture == Architecture::Electra {
+                    Activation::GeluErf
+                } else {
+                    Activation::Tanh
+                },
+                out_proj: Linear::load(k, w, "", "classifier.out_proj", labels, h)?,
+            },
         })
     }
 
-    /// `pooled: [sequences, hidden]` -> `logits: [sequences, num_labels]`.
+    /// `first: [sequences, hidden]` -> `logits: [sequences, num_labels]`, via
+    /// `dense_out: [sequences, hidden]`.
     pub(crate) fn forward(
         &self,
         k: &Kernels,
         sequences: usize,
-        pooled: &[f32],
+        first: &[f32],
+        dense_out: &mut [f32],
         logits: &mut [f32],
     ) {
-        self.dense.forward(k, sequences, pooled, logits, None);
+        self.dense
+            .forward(k, sequences, first, dense_out, Some(self.act));
+        self.out_proj.forward(k, sequences, dense_out, logits, None);
     }
 }

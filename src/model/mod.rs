@@ -19,11 +19,11 @@ mod head;
 
 pub(crate) use embeddings::BertEmbeddings;
 pub(crate) use encoder::BertLayer;
-pub(crate) use head::{BertPooler, Classifier};
+pub(crate) use head::{BertPooler, ClassificationHead};
 
 use crossenc_kernels::{Epilogue, HeadAttention, Kernels, PackedMatrix, Threading};
 
-use crate::config::BertConfig;
+use crate::config::{Architecture, BertConfig};
 use crate::error::{Error, Result};
 use crate::weights::Weights;
 
@@ -244,7 +244,7 @@ impl Scratch {
         let threads = rayon::current_num_threads();
         grow(&mut self.hidden, t * h);
         grow(&mut self.qkv, t * 3 * h);
-        grow(&mut self.ctx, t * h);
+        grow(&mut self.ctx, t * h.max(c.embedding_size));
         grow(&mut self.attn_out, t * h);
         grow(&mut self.ffn_up, t * c.intermediate_size);
         grow(
@@ -278,6 +278,8 @@ pub(crate) struct Bert {
     pub(crate) config: BertConfig,
     pub(crate) kernels: Kernels,
     embeddings: BertEmbeddings,
+    /// ELECTRA's `embeddings_project`: `[embedding_size] -> [hidden]`.
+    embeddings_project: Option<Linear>,
     layers: Vec<BertLayer>,
     pub(crate) pooler: Option<BertPooler>,
 }
@@ -290,13 +292,25 @@ impl Bert {
         w: &Weights<'_>,
         require_pooler: bool,
     ) -> Result<Bert> {
-        let p = "bert.";
+        let p = config.architecture.prefix();
         let embeddings = BertEmbeddings::load(&config, w, p)?;
+        let (e, h) = (config.embedding_size, config.hidden_size);
+        let embeddings_project = if config.architecture == Architecture::Electra && e != h {
+            Some(Linear::load(&kernels, w, p, "embeddings_project", h, e)?)
+        } else if e != h {
+            return Err(Error::Unsupported {
+                key: "embedding_size".into(),
+                value: e.to_string(),
+                supported: format!("the hidden_size ({h}) for this model_type"),
+            });
+        } else {
+            None
+        };
         let layers = (0..config.num_hidden_layers)
             .map(|i| BertLayer::load(&config, &kernels, w, p, i))
             .collect::<Result<Vec<_>>>()?;
         let has_pooler =
-            w.contains("bert.pooler.dense.weight") || w.contains("pooler.dense.weight");
+            w.contains(&format!("{p}pooler.dense.weight")) || w.contains("pooler.dense.weight");
         let pooler = if has_pooler || require_pooler {
             Some(BertPooler::load(&config, &kernels, w, p)?)
         } else {
@@ -306,6 +320,7 @@ impl Bert {
             config,
             kernels,
             embeddings,
+            embeddings_project,
             layers,
             pooler,
         })
@@ -332,7 +347,7 @@ impl Bert {
                 vocab_size: types,
             });
         }
-        let positions = self.config.max_position_embeddings;
+        let positions = self.config.max_positions();
         for s in 0..batch.sequences() {
             let len = batch.range(s).len();
             if len == 0 || len > positions {
@@ -388,13 +403,29 @@ impl Bert {
     }
 
     fn embed(&self, batch: &PackedBatch, s: &mut Scratch) {
-        let h = self.config.hidden_size;
-        self.embeddings.forward(
-            &self.kernels,
-            batch,
-            &mut s.hidden[..batch.tokens() * h],
-            ROWS_PER_TASK,
+        let (t, h, e) = (
+            batch.tokens(),
+            self.config.hidden_size,
+            self.config.embedding_size,
         );
+        match &self.embeddings_project {
+            None => {
+                self.embeddings
+                    .forward(&self.kernels, batch, &mut s.hidden[..t * h], ROWS_PER_TASK)
+            }
+            Some(project) => {
+                // ctx: [t, embedding_size], free until the first layer's attention
+                self.embeddings
+                    .forward(&self.kernels, batch, &mut s.ctx[..t * e], ROWS_PER_TASK);
+                project.forward(
+                    &self.kernels,
+                    t,
+                    &s.ctx[..t * e],
+                    &mut s.hidden[..t * h],
+                    None,
+                );
+            }
+        }
     }
 
     /// `[CLS]` rows through the pooler into `s.pooled`.

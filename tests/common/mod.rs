@@ -8,13 +8,15 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// The fixtures tools/make_fixtures.py writes.
-pub const FIXTURES: [&str; 6] = [
+pub const FIXTURES: [&str; 8] = [
     "bert-l2-h32",
     "bert-3labels",
     "tinybert-h128",
     "bert-noprefix",
     "bert-f16",
     "bert-bf16",
+    "xlmr-tiny",
+    "electra-tiny",
 ];
 
 pub fn data_dir() -> PathBuf {
