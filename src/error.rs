@@ -109,6 +109,15 @@ pub enum Error {
     Isa(crossenc_kernels::IsaError),
     /// The thread pool could not be built.
     ThreadPool(String),
+    /// A hub model could not be resolved to a local folder.
+    Hub {
+        /// The model id.
+        model: String,
+        /// What went wrong.
+        message: String,
+        /// What to do about it.
+        hint: String,
+    },
 }
 
 impl std::fmt::Display for Error {
@@ -164,6 +173,13 @@ impl std::fmt::Display for Error {
             ),
             Error::Isa(e) => write!(f, "{e}"),
             Error::ThreadPool(message) => write!(f, "cannot start the thread pool: {message}"),
+            Error::Hub { model, message, hint } => {
+                write!(f, "model {model}: {message}")?;
+                if !hint.is_empty() {
+                    write!(f, " ({hint})")?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -42,6 +42,8 @@ pub mod bench;
 pub mod config;
 mod embed;
 mod error;
+#[cfg(feature = "hub")]
+pub mod hub;
 mod model;
 mod tokenize;
 mod weights;

@@ -49,11 +49,22 @@ enum Command {
         #[arg(long)]
         threshold: Option<f32>,
     },
+    /// Fetch a hub model into the cache (as Python's huggingface_hub lays it out) and print its folder.
+    Download {
+        /// Hub id, e.g. cross-encoder/ms-marco-MiniLM-L6-v2.
+        model: String,
+        /// Branch, tag or commit.
+        #[arg(long)]
+        revision: Option<String>,
+    },
     /// Sentence embeddings: JSON Lines `{"text": ...}` in, `{"embedding": [...]}` out, in order.
     Embed {
-        /// A sentence-transformers model folder (modules.json, 1_Pooling/, model.safetensors, tokenizer.json).
+        /// A sentence-transformers model folder (modules.json, 1_Pooling/, model.safetensors, tokenizer.json) or hub id.
         #[arg(long)]
-        model: PathBuf,
+        model: String,
+        /// Hub revision when --model is a hub id.
+        #[arg(long)]
+        revision: Option<String>,
         /// Input file (JSON Lines); stdin when absent.
         #[arg(long)]
         input: Option<PathBuf>,
@@ -100,9 +111,12 @@ enum BenchCommand {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Model folder (config.json, model.safetensors, tokenizer.json).
+    /// Model folder (config.json, model.safetensors, tokenizer.json), or a Hugging Face hub id.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
+    /// Hub revision (branch, tag or commit) when --model is a hub id.
     #[arg(long)]
-    model: PathBuf,
+    revision: Option<String>,
     /// Longest pair in tokens (default: the model's own limit).
     #[arg(long)]
     max_length: Option<usize>,
@@ -158,9 +172,13 @@ fn main() -> ExitCode {
         Command::Bench { what } => bench(what),
         Command::Embed {
             model,
+            revision,
             input,
             max_length,
-        } => embed(&model, input.as_deref(), max_length),
+        } => embed(&model, revision, input.as_deref(), max_length),
+        Command::Download { model, revision } => {
+            resolve_model(&model, revision).map(|dir| println!("{}", dir.display()))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -190,9 +208,10 @@ fn load(args: &ModelArgs) -> Result<CrossEncoder> {
     if let Some(n) = args.threads {
         builder = builder.threads(n);
     }
+    let dir = resolve_model(&args.model, args.revision.clone())?;
     let model = builder
-        .build(&args.model)
-        .with_context(|| format!("cannot load the model in {}", args.model.display()))?;
+        .build(&dir)
+        .with_context(|| format!("cannot load the model in {}", dir.display()))?;
     if args.verbose {
         let c = model.config();
         eprintln!(
@@ -346,7 +365,38 @@ fn rerank(
     Ok(())
 }
 
-fn embed(model: &Path, input: Option<&Path>, max_length: Option<usize>) -> Result<()> {
+/// The reranker used when `--model` is not given.
+#[cfg(feature = "hub")]
+const DEFAULT_MODEL: &str = crossenc::hub::DEFAULT_RERANKER;
+/// Without the hub, the default is a local folder of that name.
+#[cfg(not(feature = "hub"))]
+const DEFAULT_MODEL: &str = "ms-marco-MiniLM-L6-v2";
+
+/// A local folder as it is; a hub id through the cache (downloading what is missing).
+fn resolve_model(model: &str, revision: Option<String>) -> Result<PathBuf> {
+    #[cfg(feature = "hub")]
+    {
+        let options = crossenc::hub::HubOptions {
+            revision,
+            progress: std::io::stderr().is_terminal(),
+        };
+        Ok(crossenc::hub::resolve(model, &options)?)
+    }
+    #[cfg(not(feature = "hub"))]
+    {
+        if revision.is_some() {
+            bail!("--revision needs the `hub` feature (this build has none)");
+        }
+        Ok(PathBuf::from(model))
+    }
+}
+
+fn embed(
+    model: &str,
+    revision: Option<String>,
+    input: Option<&Path>,
+    max_length: Option<usize>,
+) -> Result<()> {
     const WHAT: &str = r#"{"text": string}"#;
     let mut texts = Vec::new();
     for (line_no, line) in read_lines(input)? {
@@ -356,8 +406,9 @@ fn embed(model: &Path, input: Option<&Path>, max_length: Option<usize>) -> Resul
     if texts.is_empty() {
         bail!("no input texts: expected JSON Lines {WHAT}, on stdin or in --input");
     }
-    let embedder = crossenc::SentenceEmbedder::from_dir(model, max_length)
-        .with_context(|| format!("cannot load the model in {}", model.display()))?;
+    let dir = resolve_model(model, revision)?;
+    let embedder = crossenc::SentenceEmbedder::from_dir(&dir, max_length)
+        .with_context(|| format!("cannot load the model in {}", dir.display()))?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for embedding in embedder.embed(&texts)? {
         serde_json::to_writer(&mut out, &serde_json::json!({ "embedding": embedding }))?;
