@@ -102,8 +102,29 @@ fn score_multi_label_names_the_label() {
         b"{\"query\": \"a\", \"document\": \"b\"}\n",
     ));
     let labels = ["contradiction", "entailment", "neutral"];
-    assert!(labels.contains(&lines[0]["label"].as_str().unwrap()));
-    assert_eq!(lines[0]["scores"].as_array().unwrap().len(), 3);
+    let scores: Vec<f64> = lines[0]["scores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let logits: Vec<f64> = lines[0]["logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(scores.len(), 3);
+    // auto = softmax for an NLI model that names no activation: probabilities.
+    assert!(
+        (scores.iter().sum::<f64>() - 1.0).abs() < 1e-5,
+        "{scores:?}"
+    );
+    let best = (0..3)
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap();
+    assert_eq!(lines[0]["label"], labels[best]);
+    assert_eq!(lines[0]["score"].as_f64().unwrap(), scores[best]);
 }
 
 #[test]

@@ -61,18 +61,15 @@ fn handle(hub: &Hub, mut stream: TcpStream) -> std::io::Result<()> {
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
     *hub.hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-    let respond = |stream: &mut TcpStream,
-                   status: &str,
-                   extra: &str,
-                   body: &[u8],
-                   declared: usize| {
-        let head = format!(
+    let respond =
+        |stream: &mut TcpStream, status: &str, extra: &str, body: &[u8], declared: usize| {
+            let head = format!(
             "HTTP/1.1 {status}\r\nContent-Length: {declared}\r\nConnection: close\r\n{extra}\r\n"
         );
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        stream.flush()
-    };
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(body)?;
+            stream.flush()
+        };
     // /{org}/{name}/resolve/{revision}/{file...}
     let parts: Vec<&str> = path.trim_start_matches('/').splitn(5, '/').collect();
     if parts.len() < 5 || parts[2] != "resolve" {

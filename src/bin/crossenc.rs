@@ -190,6 +190,7 @@ fn main() -> ExitCode {
 }
 
 fn load(args: &ModelArgs) -> Result<CrossEncoder> {
+    let dir = resolve_model(&args.model, args.revision.clone())?;
     let mut builder = CrossEncoder::builder()
         .batch_size(args.batch_size)
         .truncation(match args.truncation {
@@ -197,7 +198,18 @@ fn load(args: &ModelArgs) -> Result<CrossEncoder> {
             TruncationArg::OnlySecond => Truncation::OnlySecond,
         });
     builder = match args.activation {
-        ActivationArg::Auto => builder,
+        ActivationArg::Auto => {
+            // A multi-label model (NLI) that names no activation gets label
+            // probabilities on the command line; the library keeps
+            // sentence-transformers' default (raw logits) for it.
+            let config = crossenc::BertConfig::from_file(&dir.join("config.json"))
+                .with_context(|| format!("cannot load the model in {}", dir.display()))?;
+            if config.num_labels() > 1 && config.activation.is_none() {
+                builder.activation(ScoreActivation::Softmax)
+            } else {
+                builder
+            }
+        }
         ActivationArg::Identity => builder.activation(ScoreActivation::Identity),
         ActivationArg::Sigmoid => builder.activation(ScoreActivation::Sigmoid),
         ActivationArg::Softmax => builder.activation(ScoreActivation::Softmax),
@@ -208,7 +220,6 @@ fn load(args: &ModelArgs) -> Result<CrossEncoder> {
     if let Some(n) = args.threads {
         builder = builder.threads(n);
     }
-    let dir = resolve_model(&args.model, args.revision.clone())?;
     let model = builder
         .build(&dir)
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
