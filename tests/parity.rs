@@ -210,9 +210,17 @@ fn scores_do_not_depend_on_batching_order_or_threads() {
         .unwrap()
         .predict(&pairs)
         .unwrap();
-    for (batch, threads) in [(1, 1), (3, 2), (7, 1), (64, 2)] {
+    // (pairs per batch, tokens per batch, threads): from one pair at a time to everything at once.
+    for (batch, budget, threads) in [
+        (1, 2048, 1),
+        (3, 2048, 2),
+        (7, 1, 1),
+        (64, 100, 2),
+        (64, 1 << 20, 2),
+    ] {
         let model = CrossEncoder::builder()
             .batch_size(batch)
+            .token_budget(budget)
             .threads(threads)
             .build(fixture_dir(name))
             .unwrap();
@@ -220,7 +228,7 @@ fn scores_do_not_depend_on_batching_order_or_threads() {
         let (diff, at) = max_abs_diff(&got, &base);
         assert!(
             diff <= 1e-5,
-            "batch {batch}, threads {threads}: pair {at} moved by {diff:e}"
+            "batch {batch}, budget {budget}, threads {threads}: pair {at} moved by {diff:e}"
         );
         let reversed: Vec<_> = pairs.iter().rev().copied().collect();
         let mut back = model.predict(&reversed).unwrap();
