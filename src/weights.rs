@@ -35,13 +35,37 @@ impl SafetensorsFile {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        Ok(Weights { st })
+        Ok(Weights { st, file: self })
     }
+
+    /// Lets the kernel drop the mapped pages of `bytes` (a slice of this
+    /// map) from our resident set: once a tensor is converted to f32 its file
+    /// bytes are dead weight, and without this the load's peak RSS is the
+    /// model twice over.
+    #[cfg(unix)]
+    fn release(&self, bytes: &[u8]) {
+        let offset = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
+        // SAFETY: a read-only, file-backed map: after MADV_DONTNEED the pages
+        // refault from the file with the same contents, so no reader of the
+        // map can observe a change.
+        let _ = unsafe {
+            self.mmap.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                offset,
+                bytes.len(),
+            )
+        };
+    }
+
+    /// Elsewhere the pages stay until the map is dropped after loading.
+    #[cfg(not(unix))]
+    fn release(&self, _bytes: &[u8]) {}
 }
 
 /// The tensors of one file, looked up by Hugging Face name.
 pub(crate) struct Weights<'a> {
     st: SafeTensors<'a>,
+    file: &'a SafetensorsFile,
 }
 
 impl Weights<'_> {
@@ -94,6 +118,7 @@ impl Weights<'_> {
                 })
             }
         };
+        self.file.release(bytes);
         if let Some(index) = values.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFiniteWeight {
                 name: stored,
