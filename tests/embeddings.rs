@@ -9,7 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{data_dir, fixture_dir, max_abs_diff};
+use common::{data_dir, fixture_dir, max_abs_diff, real_model_dir};
 use crossenc::{Pooling, SentenceEmbedder};
 use serde_json::Value;
 
@@ -82,28 +82,7 @@ fn pooling_modes_match_sentence_transformers() {
 
 #[test]
 fn all_minilm_l6_v2_embeddings_match_sentence_transformers() {
-    let dir = match std::env::var_os("CROSSENC_REAL_MODEL_DIR") {
-        Some(d) => std::path::PathBuf::from(d),
-        None => {
-            let cache = std::env::var_os("CROSSENC_CACHE_DIR")
-                .map(std::path::PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME")
-                        .map(|h| std::path::PathBuf::from(h).join(".cache/crossenc"))
-                })
-                .unwrap();
-            cache.join("all-MiniLM-L6-v2")
-        }
-    };
-    if !dir.join("model.safetensors").exists() {
-        assert!(
-            std::env::var("CROSSENC_REQUIRE_REAL_WEIGHTS").as_deref() != Ok("1"),
-            "real weights missing in {} (bash tools/fetch_real_weights.sh)",
-            dir.display()
-        );
-        println!("skipped: real weights not in {}", dir.display());
-        return;
-    }
+    let Some(dir) = real_model_dir() else { return };
     let (diff, cos) = check(
         &dir,
         &data_dir().join("real/all-MiniLM-L6-v2-embeddings.json"),

@@ -12,43 +12,13 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{data_dir, max_abs_diff, read_tensors};
+use common::{data_dir, max_abs_diff, read_tensors, real_model_dir};
 use crossenc::Encoder;
 use serde_json::Value;
 
-fn model_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("CROSSENC_REAL_MODEL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let cache = std::env::var_os("CROSSENC_CACHE_DIR")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crossenc"))
-                })?;
-            cache.join("all-MiniLM-L6-v2")
-        }
-    };
-    if dir.join("model.safetensors").exists() {
-        return Some(dir);
-    }
-    if std::env::var("CROSSENC_REQUIRE_REAL_WEIGHTS").as_deref() == Ok("1") {
-        panic!(
-            "real weights not found in {} (run: bash tools/fetch_real_weights.sh)",
-            dir.display()
-        );
-    }
-    println!(
-        "skipped: real weights not in {} (run: bash tools/fetch_real_weights.sh)",
-        dir.display()
-    );
-    None
-}
-
 #[test]
 fn all_minilm_l6_v2_matches_pytorch() {
-    let Some(dir) = model_dir() else { return };
+    let Some(dir) = real_model_dir() else { return };
     let json: Value = serde_json::from_slice(
         &std::fs::read(data_dir().join("real/all-MiniLM-L6-v2.json")).unwrap(),
     )

@@ -160,3 +160,34 @@ impl Drop for ScratchModel {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The real all-MiniLM-L6-v2 folder (`bash tools/fetch_real_weights.sh`, or
+/// `CROSSENC_REAL_MODEL_DIR`). `None`, with a `skipped:` line, when it is not
+/// there, unless `CROSSENC_REQUIRE_REAL_WEIGHTS=1` (CI) makes that a failure.
+pub fn real_model_dir() -> Option<PathBuf> {
+    let dir = match std::env::var_os("CROSSENC_REAL_MODEL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let cache = std::env::var_os("CROSSENC_CACHE_DIR")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crossenc"))
+                })?;
+            cache.join("all-MiniLM-L6-v2")
+        }
+    };
+    if dir.join("model.safetensors").exists() {
+        return Some(dir);
+    }
+    if std::env::var("CROSSENC_REQUIRE_REAL_WEIGHTS").as_deref() == Ok("1") {
+        panic!(
+            "real weights not found in {} (run: bash tools/fetch_real_weights.sh)",
+            dir.display()
+        );
+    }
+    println!(
+        "skipped: real weights not in {} (run: bash tools/fetch_real_weights.sh)",
+        dir.display()
+    );
+    None
+}
