@@ -34,7 +34,12 @@ impl AlignedBuf {
     /// Grows to at least `len` floats (contents unspecified), keeping the allocation otherwise.
     pub(crate) fn ensure(&mut self, len: usize) {
         if self.lines.len() * 16 < len {
-            self.lines.resize(len.div_ceil(16), Line::default());
+            // Grow once to a size that covers every BERT-shaped need (an A
+            // block is at most L2/2 bytes; attention's packed K or V is
+            // len x head_dim, 512 x 64 at most), so which thread meets which
+            // shape first does not decide whether a later call allocates.
+            let floats = len.max(FLOOR_FLOATS).next_power_of_two();
+            self.lines.resize(floats / 16, Line::default());
         }
         self.len = self.len.max(len);
     }
@@ -60,6 +65,9 @@ impl std::fmt::Debug for AlignedBuf {
 /// Runs `f` on `len` floats of this thread's `key` buffer, grown once and then
 /// reused, so steady-state GEMMs allocate nothing. A re-entrant use (the
 /// buffer already borrowed on this thread) gets a fresh buffer instead.
+/// The smallest per-thread packing buffer: 64 Ki floats (256 KiB, half of L2).
+const FLOOR_FLOATS: usize = 1 << 16;
+
 pub(crate) fn with_scratch<R>(
     key: &'static LocalKey<RefCell<AlignedBuf>>,
     len: usize,
