@@ -186,3 +186,66 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
         }
     }
 }
+
+/// One SIMD microkernel: the [`Microkernel`] impl for `$kernel` (which wraps
+/// the ISA token `$token`, so holding one proves the CPU has the ISA) and the
+/// `#[target_feature]` entry point that instantiates the generic [`tile`] for
+/// that ISA. Each ISA's file keeps only its tile shape and why it fits.
+macro_rules! simd_microkernel {
+    (
+        $(#[$doc:meta])*
+        $kernel:ident($token:ty), mr: $mr:expr, nv: $nv:expr, lanes: $lanes:expr, features: $features:literal
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub(crate) struct $kernel(pub(crate) $token);
+
+        const MR: usize = $mr;
+        const NV: usize = $nv;
+
+        impl $crate::gemm::kernel::Microkernel for $kernel {
+            const MR: usize = MR;
+            const NR: usize = NV * $lanes;
+
+            unsafe fn pack_a(self, dst: *mut f32, a: *const f32, rsa: usize, csa: usize, mc: usize, kc: usize) {
+                // SAFETY: the caller's guarantee.
+                unsafe { $crate::gemm::pack::pack_a::<MR>(dst, a, rsa, csa, mc, kc) }
+            }
+
+            unsafe fn tile(
+                self,
+                kc: usize,
+                a: *const f32,
+                b: *const f32,
+                c: *mut f32,
+                ldc: usize,
+                rows: usize,
+                cols: usize,
+                out: &$crate::gemm::kernel::TileOut,
+            ) {
+                // SAFETY: the token proves the CPU has the ISA; the rest is the caller's guarantee.
+                unsafe { tile(self.0, kc, a, b, c, ldc, rows, cols, out) }
+            }
+        }
+
+        /// # Safety
+        /// As [`Microkernel::tile`](crate::gemm::kernel::Microkernel::tile); the CPU has the ISA.
+        #[target_feature(enable = $features)]
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn tile(
+            token: $token,
+            kc: usize,
+            a: *const f32,
+            b: *const f32,
+            c: *mut f32,
+            ldc: usize,
+            rows: usize,
+            cols: usize,
+            out: &$crate::gemm::kernel::TileOut,
+        ) {
+            // SAFETY: the caller's guarantee.
+            unsafe { $crate::gemm::kernel::tile::<$token, MR, NV>(token, kc, a, b, c, ldc, rows, cols, out) }
+        }
+    };
+}
+pub(crate) use simd_microkernel;
