@@ -79,6 +79,8 @@ impl SentenceEmbedder {
         let kernels = crossenc_kernels::Kernels::detect()?;
         let st = weights::SafetensorsFile::open(&dir.join("model.safetensors"))?;
         let bert = Bert::load(folder.config, kernels, &st.tensors()?, false)?;
+        // As for `CrossEncoder`: pool threads size their packing buffers now.
+        rayon::broadcast(|_| crossenc_kernels::gemm::reserve_thread_buffers());
         Ok(SentenceEmbedder {
             bert,
             tokenizer: folder.tokenizer,

@@ -202,7 +202,7 @@ impl CrossEncoderBuilder {
                 ScoreActivation::Identity
             },
         );
-        Ok(CrossEncoder {
+        let model = CrossEncoder {
             bert,
             head,
             tokenizer: folder.tokenizer,
@@ -212,7 +212,12 @@ impl CrossEncoderBuilder {
             activation,
             pool,
             scratch: std::sync::Mutex::new(Vec::new()),
-        })
+        };
+        // Every pool thread sizes its GEMM packing buffers now rather than
+        // whenever the scheduler first hands it work, so that steady-state
+        // forward passes never allocate, whichever threads run them.
+        model.install(|| rayon::broadcast(|_| crossenc_kernels::gemm::reserve_thread_buffers()));
+        Ok(model)
     }
 }
 
@@ -407,10 +412,38 @@ impl CrossEncoder {
         }
     }
 
-    fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+    /// Runs `f` on a thread of the pool this model computes on (its own, when
+    /// built with [`CrossEncoderBuilder::threads`]; otherwise rayon's current
+    /// pool) and returns its result.
+    ///
+    /// Every call of [`CrossEncoder::forward`] or `predict` from outside the
+    /// pool hands its work over through rayon's injector queue, which
+    /// allocates one small block per 63 hand-offs. Calls made inside `install`
+    /// are already on the pool: a serving loop there never touches the heap
+    /// in `forward`.
+    ///
+    /// ```no_run
+    /// # fn main() -> crossenc::Result<()> {
+    /// use crossenc::{CrossEncoder, PackedBatch, Scratch};
+    /// let model = CrossEncoder::builder().threads(2).build("model-dir")?;
+    /// let encoded = model.encode_pair("capital of France", "Paris is the capital.")?;
+    /// let mut batch = PackedBatch::new();
+    /// batch.push(&encoded.input_ids, &encoded.token_type_ids);
+    /// let mut scratch = Scratch::new();
+    /// model.install(|| -> crossenc::Result<()> {
+    ///     for _ in 0..1000 {
+    ///         let logits = model.forward(&batch, &mut scratch)?;
+    ///         assert_eq!(logits.len(), 1);
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
         match &self.pool {
             Some(pool) => pool.install(f),
-            None => f(),
+            None => rayon::scope(|_| f()),
         }
     }
 

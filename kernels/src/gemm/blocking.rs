@@ -84,6 +84,15 @@ thread_local! {
     static PACK_A: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
+/// Sizes this thread's packed-A block to the floor (see `gemm::reserve_thread_buffers`).
+pub(crate) fn reserve_thread_buffers() {
+    PACK_A.with(|buf| {
+        if let Ok(mut buf) = buf.try_borrow_mut() {
+            buf.reserve_floor();
+        }
+    });
+}
+
 /// One GEMM, `C = act(alpha·A·B + beta·C + bias + residual)`, with B packed.
 /// Pointers rather than slices because threads write disjoint tiles of one C.
 pub(crate) struct Problem {

@@ -149,6 +149,27 @@ thread_local! {
     static PACK_B: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
 }
 
+/// Sizes the calling thread's packing buffers (about 0.5 MiB) now, so that its
+/// later GEMMs of BERT shapes (hidden and FFN sizes up to a few thousand,
+/// attention over up to 512 tokens with 64-wide heads) never allocate.
+///
+/// Without it each thread grows its buffers the first time it packs, and
+/// which pool thread first meets work is up to the scheduler. Run it on every
+/// thread of a pool with `rayon::broadcast` before timing or counting
+/// allocations:
+///
+/// ```
+/// rayon::broadcast(|_| crossenc_kernels::gemm::reserve_thread_buffers());
+/// ```
+pub fn reserve_thread_buffers() {
+    PACK_B.with(|buf| {
+        if let Ok(mut buf) = buf.try_borrow_mut() {
+            buf.reserve_floor();
+        }
+    });
+    blocking::reserve_thread_buffers();
+}
+
 /// Elements a strided operand spans: the index of its last element, plus one.
 fn span(rows: usize, rs: usize, cols: usize, cs: usize) -> usize {
     if rows == 0 || cols == 0 {

@@ -44,6 +44,13 @@ impl AlignedBuf {
         self.len = self.len.max(len);
     }
 
+    /// Grows the allocation to the floor if it is smaller; the length stays.
+    pub(crate) fn reserve_floor(&mut self) {
+        if self.lines.len() * 16 < FLOOR_FLOATS {
+            self.lines.resize(FLOOR_FLOATS / 16, Line::default());
+        }
+    }
+
     pub(crate) fn as_slice(&self) -> &[f32] {
         // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding, so the
         // lines are `16 · lines.len() >= len` contiguous, initialised f32s.
@@ -62,12 +69,12 @@ impl std::fmt::Debug for AlignedBuf {
     }
 }
 
-/// Runs `f` on `len` floats of this thread's `key` buffer, grown once and then
-/// reused, so steady-state GEMMs allocate nothing. A re-entrant use (the
-/// buffer already borrowed on this thread) gets a fresh buffer instead.
 /// The smallest per-thread packing buffer: 64 Ki floats (256 KiB, half of L2).
 const FLOOR_FLOATS: usize = 1 << 16;
 
+/// Runs `f` on `len` floats of this thread's `key` buffer, grown once and then
+/// reused, so steady-state GEMMs allocate nothing. A re-entrant use (the
+/// buffer already borrowed on this thread) gets a fresh buffer instead.
 pub(crate) fn with_scratch<R>(
     key: &'static LocalKey<RefCell<AlignedBuf>>,
     len: usize,
