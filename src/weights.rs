@@ -6,6 +6,7 @@
 //! before it is converted to f32.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use safetensors::{Dtype, SafeTensors};
 
@@ -14,7 +15,7 @@ use crate::error::{io_error, Error, Result};
 /// A memory-mapped safetensors file.
 pub(crate) struct SafetensorsFile {
     path: PathBuf,
-    mmap: memmap2::Mmap,
+    mmap: Arc<memmap2::Mmap>,
 }
 
 impl SafetensorsFile {
@@ -26,7 +27,7 @@ impl SafetensorsFile {
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_error(path, e))?;
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
-            mmap,
+            mmap: Arc::new(mmap),
         })
     }
 
@@ -68,7 +69,7 @@ pub(crate) struct Weights<'a> {
     file: &'a SafetensorsFile,
 }
 
-impl Weights<'_> {
+impl<'a> Weights<'a> {
     /// Whether the file has a tensor of exactly this name.
     pub(crate) fn contains(&self, name: &str) -> bool {
         self.st.tensor(name).is_ok()
@@ -77,6 +78,70 @@ impl Weights<'_> {
     /// The tensor `name`, looked up as `{prefix}{name}` first and then as
     /// `name`, checked against `shape` and converted to f32.
     pub(crate) fn get(&self, prefix: &str, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.with(prefix, name, shape, <[f32]>::to_vec)
+    }
+
+    /// Runs `f` on the tensor as [`Weights::get`] finds and checks it. A
+    /// little-endian f32 tensor at an aligned offset is read in place from
+    /// the map, with no copy (packing a weight reads it once).
+    pub(crate) fn with<T>(
+        &self,
+        prefix: &str,
+        name: &str,
+        shape: &[usize],
+        f: impl FnOnce(&[f32]) -> T,
+    ) -> Result<T> {
+        let (stored, view) = self.find(prefix, name, shape)?;
+        let bytes = view.data();
+        let result = match in_place(view.dtype(), bytes) {
+            Some(values) => {
+                check_finite(&stored, values)?;
+                f(values)
+            }
+            None => {
+                let values = convert(&stored, view.dtype(), bytes)?;
+                check_finite(&stored, &values)?;
+                f(&values)
+            }
+        };
+        self.file.release(bytes);
+        Ok(result)
+    }
+
+    /// The tensor as a [`Table`] kept for the model's lifetime: the word
+    /// embeddings, of which a batch reads a few rows. Read in place from the
+    /// map when [`Weights::with`] would be, so a load neither copies the
+    /// table nor keeps its pages resident; converted otherwise.
+    pub(crate) fn table(&self, prefix: &str, name: &str, shape: &[usize]) -> Result<Table> {
+        let (stored, view) = self.find(prefix, name, shape)?;
+        let bytes = view.data();
+        let table = match in_place(view.dtype(), bytes) {
+            Some(values) => {
+                check_finite(&stored, values)?;
+                Table::Mapped {
+                    map: Arc::clone(&self.file.mmap),
+                    offset: bytes.as_ptr() as usize - self.file.mmap.as_ptr() as usize,
+                    len: values.len(),
+                }
+            }
+            None => {
+                let values = convert(&stored, view.dtype(), bytes)?;
+                check_finite(&stored, &values)?;
+                Table::Owned(values)
+            }
+        };
+        // Checked; the rows a batch uses fault back in from the file.
+        self.file.release(bytes);
+        Ok(table)
+    }
+
+    /// Looks the tensor up (prefixed name first) and checks its shape.
+    fn find(
+        &self,
+        prefix: &str,
+        name: &str,
+        shape: &[usize],
+    ) -> Result<(String, safetensors::tensor::TensorView<'a>)> {
         let prefixed = format!("{prefix}{name}");
         let (stored, view) = match self.st.tensor(&prefixed) {
             Ok(view) => (prefixed, view),
@@ -97,34 +162,82 @@ impl Weights<'_> {
                 found: view.shape().to_vec(),
             });
         }
-        let bytes = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(Error::TensorDtype {
-                    name: stored,
-                    dtype: format!("{other:?}"),
-                })
-            }
-        };
-        self.file.release(bytes);
-        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFiniteWeight {
-                name: stored,
-                index,
-            });
+        Ok((stored, view))
+    }
+}
+
+/// The f32s of `bytes` without a copy, when they are stored as f32 in this
+/// machine's byte order at a 4-byte-aligned address.
+fn in_place(dtype: Dtype, bytes: &[u8]) -> Option<&[f32]> {
+    if dtype != Dtype::F32 || cfg!(target_endian = "big") {
+        return None;
+    }
+    // SAFETY: every bit pattern is a valid f32 and `align_to` only hands out
+    // aligned, in-bounds elements; a misaligned start shows as a non-empty
+    // prefix, and then we copy instead.
+    match unsafe { bytes.align_to::<f32>() } {
+        ([], values, []) => Some(values),
+        _ => None,
+    }
+}
+
+/// Converts stored little-endian f32, f16 or bf16 values to f32.
+fn convert(stored: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
+    Ok(match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(Error::TensorDtype {
+                name: stored.to_string(),
+                dtype: format!("{other:?}"),
+            })
         }
-        Ok(values)
+    })
+}
+
+/// NaN or infinite weights would make every score NaN, silently: refuse them.
+fn check_finite(stored: &str, values: &[f32]) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(Error::NonFiniteWeight {
+            name: stored.to_string(),
+            index,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A tensor kept for the model's lifetime: read in place from the mapped
+/// file, or converted to f32 when the file stores another type.
+pub(crate) enum Table {
+    /// `len` f32s at byte `offset` of `map` (4-byte aligned, checked finite).
+    Mapped {
+        map: Arc<memmap2::Mmap>,
+        offset: usize,
+        len: usize,
+    },
+    /// Converted values.
+    Owned(Vec<f32>),
+}
+
+impl Table {
+    pub(crate) fn as_slice(&self) -> &[f32] {
+        match self {
+            // SAFETY: `Weights::table` built this from an in-bounds, aligned
+            // f32 run of the map, which the `Arc` keeps alive and read-only.
+            Table::Mapped { map, offset, len } => unsafe {
+                std::slice::from_raw_parts(map.as_ptr().add(*offset).cast::<f32>(), *len)
+            },
+            Table::Owned(values) => values,
+        }
     }
 }

@@ -41,6 +41,19 @@ fn edit_tensors(
     std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
+/// Pads model.safetensors' JSON header with `extra` spaces, so every tensor's
+/// data starts `extra` bytes later: misaligned for f32 when `extra % 4 != 0`.
+fn pad_header(m: &ScratchModel, extra: usize) {
+    let path = m.path("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut padded = ((n + extra) as u64).to_le_bytes().to_vec();
+    padded.extend_from_slice(&bytes[8..8 + n]);
+    padded.extend(std::iter::repeat_n(b' ', extra));
+    padded.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(&path, padded).unwrap();
+}
+
 #[test]
 fn missing_folder_and_files() {
     let e = load_err(std::path::Path::new("/nonexistent/model"));
@@ -214,6 +227,50 @@ fn non_finite_weights_are_refused() {
             matches!(&e, Error::NonFiniteWeight { index: 3, .. }),
             "{e:?}"
         );
+    }
+}
+
+#[test]
+fn non_finite_embeddings_are_refused_in_place_or_copied() {
+    // The word embeddings are read in place from the map when aligned and
+    // copied when not; both ways check them.
+    for extra in [0, 1] {
+        let m = ScratchModel::copy_of("bert-l2-h32", &format!("nan-emb-{extra}"));
+        edit_tensors(&m, |name, d, s, mut b| {
+            if name.ends_with("word_embeddings.weight") {
+                b[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+            Some((d, s, b))
+        });
+        pad_header(&m, extra);
+        let e = load_err(&m.dir);
+        assert!(
+            matches!(&e, Error::NonFiniteWeight { name, index: 10 } if name.ends_with("word_embeddings.weight")),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
+fn misaligned_tensor_data_scores_the_same() {
+    // safetensors writers pad the header so f32 data is aligned, and then we
+    // read it in place; a file without that padding is copied instead.
+    let pairs = [
+        ("capital of France", "Paris is the capital of France."),
+        ("how do tides work", "The moon's gravity pulls the oceans."),
+    ];
+    let expected = CrossEncoder::from_dir(fixture_dir("bert-l2-h32"))
+        .unwrap()
+        .predict(&pairs)
+        .unwrap();
+    for extra in [1, 2, 3, 4] {
+        let m = ScratchModel::copy_of("bert-l2-h32", &format!("pad-{extra}"));
+        pad_header(&m, extra);
+        let scores = CrossEncoder::from_dir(&m.dir)
+            .unwrap()
+            .predict(&pairs)
+            .unwrap();
+        assert_eq!(scores, expected, "header padded by {extra} bytes");
     }
 }
 

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use super::{LayerNorm, PackedBatch};
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::weights::Weights;
+use crate::weights::{Table, Weights};
 
 pub(crate) struct BertEmbeddings {
     // Width of the tables: hidden_size, or ELECTRA's embedding_size.
@@ -14,7 +14,8 @@ pub(crate) struct BertEmbeddings {
     // Position id of each sequence's first token (RoBERTa: pad_token_id + 1).
     position_offset: usize,
     // word_embeddings: [vocab_size, width]
-    word_embeddings: Vec<f32>,
+    // (read in place from the mapped file when it stores f32)
+    word_embeddings: Table,
     // position_embeddings: [max_position_embeddings, width]
     position_embeddings: Vec<f32>,
     // token_type_embeddings: [type_vocab_size, width]
@@ -28,7 +29,7 @@ impl BertEmbeddings {
         Ok(BertEmbeddings {
             width: h,
             position_offset: c.position_offset,
-            word_embeddings: w.get(p, "embeddings.word_embeddings.weight", &[c.vocab_size, h])?,
+            word_embeddings: w.table(p, "embeddings.word_embeddings.weight", &[c.vocab_size, h])?,
             position_embeddings: w.get(
                 p,
                 "embeddings.position_embeddings.weight",
@@ -53,6 +54,7 @@ impl BertEmbeddings {
         rows_per_task: usize,
     ) {
         let h = self.width;
+        let word_embeddings = self.word_embeddings.as_slice();
         out.par_chunks_mut(rows_per_task * h)
             .enumerate()
             .for_each(|(chunk, rows)| {
@@ -64,7 +66,7 @@ impl BertEmbeddings {
                     let position = self.position_offset + t - batch.starts[seq];
                     let word = batch.input_ids[t] as usize;
                     let kind = batch.token_type_ids[t] as usize;
-                    let w = &self.word_embeddings[word * h..(word + 1) * h];
+                    let w = &word_embeddings[word * h..(word + 1) * h];
                     let p = &self.position_embeddings[position * h..(position + 1) * h];
                     let y = &self.token_type_embeddings[kind * h..(kind + 1) * h];
                     for j in 0..h {

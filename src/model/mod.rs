@@ -43,12 +43,11 @@ impl Linear {
         out: usize,
         input: usize,
     ) -> Result<Linear> {
-        let weight = w.get(prefix, &format!("{name}.weight"), &[out, input])?;
+        let weight = w.with(prefix, &format!("{name}.weight"), &[out, input], |weight| {
+            k.pack_linear(weight, out, input)
+        })?;
         let bias = w.get(prefix, &format!("{name}.bias"), &[out])?;
-        Ok(Linear {
-            weight: k.pack_linear(&weight, out, input),
-            bias,
-        })
+        Ok(Linear { weight, bias })
     }
 
     /// Several linears with the same input, fused into one wider matrix
@@ -64,7 +63,9 @@ impl Linear {
         let mut weight = Vec::with_capacity(names.len() * out * input);
         let mut bias = Vec::with_capacity(names.len() * out);
         for name in names {
-            weight.extend(w.get(prefix, &format!("{name}.weight"), &[out, input])?);
+            w.with(prefix, &format!("{name}.weight"), &[out, input], |part| {
+                weight.extend_from_slice(part)
+            })?;
             bias.extend(w.get(prefix, &format!("{name}.bias"), &[out])?);
         }
         Ok(Linear {

@@ -12,54 +12,79 @@ use std::thread::LocalKey;
 
 /// Floats on 64-byte boundaries (one cache line, one zmm register), so that
 /// packed panels never straddle a line at their start.
-#[derive(Clone, Default)]
+///
+/// Stored as a `Vec<f32>` with up to 15 spare floats in front, rather than as
+/// 64-byte-aligned lines: the allocator can only hand out zeroed memory
+/// without clearing it (`calloc` of fresh pages) at its own alignment, and a
+/// memset of the packed weights was a third of a cold start.
+#[derive(Default)]
 pub(crate) struct AlignedBuf {
-    lines: Vec<Line>,
+    data: Vec<f32>,
+    // Index of the first 64-byte-aligned float of `data`.
+    offset: usize,
     len: usize,
 }
 
-#[derive(Clone, Copy, Default)]
-#[repr(C, align(64))]
-struct Line([f32; 16]);
+/// Floats per 64-byte line.
+const LINE: usize = 16;
 
 impl AlignedBuf {
     /// `len` zeros.
     pub(crate) fn zeroed(len: usize) -> AlignedBuf {
-        AlignedBuf {
-            lines: vec![Line::default(); len.div_ceil(16)],
-            len,
-        }
+        let mut buf = AlignedBuf::default();
+        buf.allocate(len);
+        buf.len = len;
+        buf
+    }
+
+    /// Replaces the storage with zeroed room for `len` aligned floats.
+    fn allocate(&mut self, len: usize) {
+        // `vec![0.0; n]` asks the allocator for zeroed memory.
+        self.data = vec![0.0; len + LINE - 1];
+        let misalign = (self.data.as_ptr() as usize / 4) % LINE;
+        self.offset = (LINE - misalign) % LINE;
+    }
+
+    /// Aligned floats the storage holds.
+    fn capacity(&self) -> usize {
+        self.data.len().saturating_sub(LINE - 1)
     }
 
     /// Grows to at least `len` floats (contents unspecified), keeping the allocation otherwise.
     pub(crate) fn ensure(&mut self, len: usize) {
-        if self.lines.len() * 16 < len {
+        if self.capacity() < len {
             // Grow once to a size that covers every BERT-shaped need (an A
             // block is at most L2/2 bytes; attention's packed K or V is
             // len x head_dim, 512 x 64 at most), so which thread meets which
             // shape first does not decide whether a later call allocates.
-            let floats = len.max(FLOOR_FLOATS).next_power_of_two();
-            self.lines.resize(floats / 16, Line::default());
+            self.allocate(len.max(FLOOR_FLOATS).next_power_of_two());
         }
         self.len = self.len.max(len);
     }
 
     /// Grows the allocation to the floor if it is smaller; the length stays.
     pub(crate) fn reserve_floor(&mut self) {
-        if self.lines.len() * 16 < FLOOR_FLOATS {
-            self.lines.resize(FLOOR_FLOATS / 16, Line::default());
+        if self.capacity() < FLOOR_FLOATS {
+            self.allocate(FLOOR_FLOATS);
         }
     }
 
     pub(crate) fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Line` is `repr(C)` over `[f32; 16]` with no padding, so the
-        // lines are `16 · lines.len() >= len` contiguous, initialised f32s.
-        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
+        &self.data[self.offset..self.offset + self.len]
     }
 
     pub(crate) fn as_mut_slice(&mut self) -> &mut [f32] {
-        // SAFETY: as in `as_slice`, and `&mut self` makes the access unique.
-        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
+        &mut self.data[self.offset..self.offset + self.len]
+    }
+}
+
+impl Clone for AlignedBuf {
+    /// A copy at its own aligned offset (a derived clone would keep the
+    /// original's offset into a differently aligned allocation).
+    fn clone(&self) -> AlignedBuf {
+        let mut copy = AlignedBuf::zeroed(self.len);
+        copy.as_mut_slice().copy_from_slice(self.as_slice());
+        copy
     }
 }
 
@@ -166,5 +191,36 @@ pub(crate) unsafe fn pack_a<const MR: usize>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AlignedBuf;
+
+    fn aligned(buf: &AlignedBuf) -> bool {
+        buf.as_slice().as_ptr() as usize % 64 == 0
+    }
+
+    #[test]
+    fn buffers_start_on_a_line_and_hold_what_they_promise() {
+        for len in [1, 15, 16, 17, 1000, 1 << 16, (1 << 20) + 3] {
+            let buf = AlignedBuf::zeroed(len);
+            assert!(aligned(&buf), "zeroed({len})");
+            assert_eq!(buf.as_slice().len(), len);
+            assert!(buf.as_slice().iter().all(|&x| x == 0.0));
+            let mut copy = buf.clone();
+            assert!(aligned(&copy), "clone of {len}");
+            copy.as_mut_slice()[len - 1] = 1.0;
+            let mut grown = copy.clone();
+            grown.ensure(len * 3);
+            assert!(aligned(&grown), "ensure({})", len * 3);
+            assert_eq!(grown.as_slice().len(), len * 3);
+        }
+        let mut scratch = AlignedBuf::default();
+        scratch.reserve_floor();
+        assert!(aligned(&scratch) && scratch.as_slice().is_empty());
+        scratch.ensure(100);
+        assert!(aligned(&scratch) && scratch.as_slice().len() == 100);
     }
 }
