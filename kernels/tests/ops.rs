@@ -149,6 +149,10 @@ fn attention_every_isa() {
             (33, 3, 32),
             (128, 12, 32),
             (70, 6, 64),
+            // Several key blocks and query tiles (online softmax rescaling).
+            (129, 1, 16),
+            (300, 2, 32),
+            (513, 1, 64),
         ] {
             let shape = AttentionShape {
                 len,

@@ -103,8 +103,12 @@ pub(crate) struct Problem {
     pub(crate) a: *const f32,
     pub(crate) rsa: usize,
     pub(crate) csa: usize,
-    /// Packed B: panel `j` at `b + j·k·NR` (see [`super::pack`]).
+    /// Packed B: panel `j` at `b + j·b_depth·NR` (see [`super::pack`]).
     pub(crate) b: *const f32,
+    /// Rows each packed panel of B holds: `k`, or more when the product uses
+    /// rows `p0..p0 + k` of a deeper packed matrix (`b` then points at row
+    /// `p0` of panel 0).
+    pub(crate) b_depth: usize,
     /// `C[i, j]` at `c[i·ldc + j]`.
     pub(crate) c: *mut f32,
     pub(crate) ldc: usize,
@@ -211,7 +215,7 @@ unsafe fn task<K: Microkernel>(kernel: K, pb: &Problem, rows: Range<usize>, pane
                     for jr in jc..jc_end {
                         let col = jr * nr;
                         let cols = nr.min(pb.n - col);
-                        let b = pb.b.wrapping_add(jr * pb.k * nr + pc * nr);
+                        let b = pb.b.wrapping_add(jr * pb.b_depth * nr + pc * nr);
                         for ir in (0..mc).step_by(mr) {
                             let row = ic + ir;
                             let out = TileOut {

@@ -11,46 +11,47 @@
 pub(crate) mod blocking;
 pub(crate) mod kernel;
 pub(crate) mod pack;
-mod portable;
+pub(crate) mod portable;
 
 #[cfg(target_arch = "aarch64")]
-mod aarch64;
+pub(crate) mod aarch64;
 #[cfg(target_arch = "x86_64")]
-mod x86_64;
+pub(crate) mod x86_64;
 
 use blocking::Problem;
 use kernel::Microkernel;
 use pack::{with_scratch, AlignedBuf};
 
 use crate::ops::Activation;
-use crate::{Backend, Isa, Kernels};
+use crate::{Isa, Kernels};
 
 /// Runs `$body` with `$kernel` bound to the microkernel of `$backend`.
 macro_rules! with_microkernel {
     ($backend:expr, |$kernel:ident| $body:expr) => {
         match $backend {
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512(token) => {
-                let $kernel = x86_64::avx512::Avx512Kernel(token);
+            $crate::Backend::Avx512(token) => {
+                let $kernel = $crate::gemm::x86_64::avx512::Avx512Kernel(token);
                 $body
             }
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2(token) => {
-                let $kernel = x86_64::avx2::Avx2Kernel(token);
+            $crate::Backend::Avx2(token) => {
+                let $kernel = $crate::gemm::x86_64::avx2::Avx2Kernel(token);
                 $body
             }
             #[cfg(target_arch = "aarch64")]
-            Backend::Neon(token) => {
-                let $kernel = aarch64::neon::NeonKernel(token);
+            $crate::Backend::Neon(token) => {
+                let $kernel = $crate::gemm::aarch64::neon::NeonKernel(token);
                 $body
             }
-            Backend::Portable => {
-                let $kernel = portable::PortableKernel;
+            $crate::Backend::Portable => {
+                let $kernel = $crate::gemm::portable::PortableKernel;
                 $body
             }
         }
     };
 }
+pub(crate) use with_microkernel;
 
 /// The microkernel's tile and deepest K block, for [`Kernels::describe`] and
 /// tests. MC and NC are derived per call, from the K block and the columns
@@ -280,6 +281,7 @@ impl Kernels {
             rsa: lda,
             csa: 1,
             b: b.data.as_slice().as_ptr(),
+            b_depth: k,
             c: c.as_mut_ptr(),
             ldc,
             alpha: 1.0,
@@ -360,6 +362,7 @@ impl Kernels {
                 rsa,
                 csa,
                 b: packed.as_ptr(),
+                b_depth: k,
                 c: c.as_mut_ptr(),
                 ldc: rsc,
                 alpha,

@@ -9,7 +9,7 @@ mod gelu;
 mod layer_norm;
 mod softmax;
 
-pub use attention::{AttentionShape, HeadAttention, TILE_ROWS};
+pub use attention::{AttentionShape, HeadAttention};
 pub use gelu::{erf, gelu_erf, gelu_tanh};
 
 use crate::simd::{math, simd_dispatch, Simd};
