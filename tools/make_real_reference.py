@@ -9,8 +9,13 @@ Writes
   tests/data/real/all-MiniLM-L6-v2.safetensors  last_hidden.{i} [len_i, 384] (real tokens only) and
                                                 pooler.{i} [384], f32, i in the order of "inputs"
 
-transformers.BertModel, float32, eager attention, CPU; each kind (single texts, pairs) is run as ONE
-padded batch with attention mask, default truncation (longest_first), max_length 128.
+  tests/data/real/all-MiniLM-L6-v2-long.json    the same for 3 long pairs at max_length 512 (several
+  tests/data/real/all-MiniLM-L6-v2-long.safetensors  attention key blocks), keeping only rows
+                                                "rows" (every 16th and the last) of each last_hidden
+
+transformers.BertModel, float32, eager attention, CPU; each kind (single texts, pairs, long pairs) is
+run as ONE padded batch with attention mask, default truncation (longest_first), max_length 128
+(512 for the long pairs).
 """
 
 import json
@@ -38,6 +43,8 @@ OUT = REPO / "tests" / "data" / "real"
 MODEL_DIR = Path(os.environ.get("CROSSENC_CACHE_DIR", Path.home() / ".cache" / "crossenc")) / "all-MiniLM-L6-v2"
 NAME = "all-MiniLM-L6-v2"
 MAX_LENGTH = 128
+MAX_LENGTH_LONG = 512
+CORPUS = (REPO / "benches" / "data" / "corpus.txt").read_text(encoding="utf-8")
 
 TEXTS = [
     "",
@@ -103,6 +110,15 @@ def check_checkpoint() -> dict:
     return info
 
 
+def write(name, max_length, has_pooler, inputs, tensors):
+    OUT.mkdir(parents=True, exist_ok=True)
+    lines = ["{", f'  "max_length": {max_length},', f'  "has_pooler": {json.dumps(has_pooler)},', '  "inputs": [']
+    lines.append(",\n".join("    " + json.dumps(x, ensure_ascii=False) for x in inputs))
+    lines += ["  ]", "}"]
+    (OUT / f"{name}.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    save_file(tensors, OUT / f"{name}.safetensors")
+
+
 def main() -> int:
     if not (MODEL_DIR / "model.safetensors").is_file():
         print(f"{MODEL_DIR} missing: run bash tools/fetch_real_weights.sh first", file=sys.stderr)
@@ -133,16 +149,14 @@ def main() -> int:
     for k, v in sd.items():
         assert torch.equal(v, ckpt[k]), k
 
-    inputs = []
-    tensors = {}
-
-    def run(batch_texts, batch_pairs):
+    def run(batch_texts, batch_pairs, inputs, tensors, max_length=MAX_LENGTH, every=1):
+        file_tok.enable_truncation(max_length)
         if batch_pairs is None:
-            enc = tok(batch_texts, truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt")
+            enc = tok(batch_texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
         else:
             enc = tok(
                 [q for q, _ in batch_pairs], [d for _, d in batch_pairs],
-                truncation=True, max_length=MAX_LENGTH, padding=True, return_tensors="pt",
+                truncation=True, max_length=max_length, padding=True, return_tensors="pt",
             )
         with torch.no_grad():
             out = model(**enc)
@@ -164,25 +178,35 @@ def main() -> int:
             item["input_ids"] = ids
             item["token_type_ids"] = tt
             inputs.append(item)
-            tensors[f"last_hidden.{i}"] = out.last_hidden_state[j, :n].float().contiguous().clone()
+            rows = list(range(0, n, every))
+            if rows[-1] != n - 1:
+                rows.append(n - 1)
+            if every > 1:
+                item["rows"] = rows
+            tensors[f"last_hidden.{i}"] = out.last_hidden_state[j, rows].float().contiguous().clone()
             if has_pooler:
                 tensors[f"pooler.{i}"] = out.pooler_output[j].float().contiguous().clone()
 
-    run(TEXTS, None)
-    run(None, PAIRS)
-
-    OUT.mkdir(parents=True, exist_ok=True)
-    lines = ["{", f'  "max_length": {MAX_LENGTH},', f'  "has_pooler": {json.dumps(has_pooler)},', '  "inputs": [']
-    lines.append(",\n".join("    " + json.dumps(x, ensure_ascii=False) for x in inputs))
-    lines += ["  ]", "}"]
-    (OUT / f"{NAME}.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    save_file(tensors, OUT / f"{NAME}.safetensors")
-
-    for f in sorted(OUT.iterdir()):
-        print(f"    {f.name:34s} {f.stat().st_size:>9d}")
+    inputs, tensors = [], {}
+    run(TEXTS, None, inputs, tensors)
+    run(None, PAIRS, inputs, tensors)
+    write(NAME, MAX_LENGTH, has_pooler, inputs, tensors)
     lens = [len(x["input_ids"]) for x in inputs]
     print(f"{NAME}: {len(TEXTS)} texts + {len(PAIRS)} pairs, token lengths {min(lens)}..{max(lens)}, "
           f"pooler written: {has_pooler}")
+
+    long_inputs, long_tensors = [], {}
+    long_pairs = [
+        ("how does a cross-encoder rerank search results", CORPUS[:1000]),
+        ("why is reranking slow on a CPU", CORPUS[:2000]),
+        ("what does the second step of a search system do", CORPUS),
+    ]
+    run(None, long_pairs, long_inputs, long_tensors, max_length=MAX_LENGTH_LONG, every=16)
+    write(f"{NAME}-long", MAX_LENGTH_LONG, has_pooler, long_inputs, long_tensors)
+    print(f"{NAME}-long: token lengths {[len(x['input_ids']) for x in long_inputs]}")
+
+    for f in sorted(OUT.iterdir()):
+        print(f"    {f.name:40s} {f.stat().st_size:>9d}")
     return 0
 
 
