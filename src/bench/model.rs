@@ -35,7 +35,7 @@ pub struct ModelRow {
 
 /// FLOPs the full model spends on one sequence of `len` tokens: every linear
 /// layer (2·m·k·n), attention's Q·Kᵀ and P·V (2·len²·hidden each), pooler
-/// and classifier. Work crossenc skips (the last layer's non-[CLS] rows) is
+/// and classifier. Work crossenc skips (the last layer's non-`[CLS]` rows) is
 /// still counted, as the definition asks.
 pub fn sequence_flops(c: &BertConfig, len: usize) -> f64 {
     let (l, h, f) = (len as f64, c.hidden_size as f64, c.intermediate_size as f64);
