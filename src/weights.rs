@@ -21,9 +21,12 @@ pub(crate) struct SafetensorsFile {
 impl SafetensorsFile {
     pub(crate) fn open(path: &Path) -> Result<SafetensorsFile> {
         let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-        // SAFETY: the map is read-only and lives as long as this value. Another
-        // process truncating the file while we read it is outside what any
-        // loader can defend against (the same holds for safetensors in Python).
+        // SAFETY: the map is read-only and lives as long as this value, or as
+        // long as the model when its word embeddings are read in place
+        // (`Table::Mapped`). Another process truncating or rewriting the file
+        // meanwhile is outside what any loader can defend against (the same
+        // holds for safetensors in Python and for candle); replacing it by a
+        // rename, as the hub cache and most tools do, leaves our map intact.
         let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_error(path, e))?;
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
