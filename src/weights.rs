@@ -5,6 +5,7 @@
 //! tensor the model needs is checked for name, dtype, shape and finiteness
 //! before it is converted to f32.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -96,17 +97,7 @@ impl<'a> Weights<'a> {
     ) -> Result<T> {
         let (stored, view) = self.find(prefix, name, shape)?;
         let bytes = view.data();
-        let result = match in_place(view.dtype(), bytes) {
-            Some(values) => {
-                check_finite(&stored, values)?;
-                f(values)
-            }
-            None => {
-                let values = convert(&stored, view.dtype(), bytes)?;
-                check_finite(&stored, &values)?;
-                f(&values)
-            }
-        };
+        let result = f(&checked_values(&stored, view.dtype(), bytes)?);
         self.file.release(bytes);
         Ok(result)
     }
@@ -118,20 +109,13 @@ impl<'a> Weights<'a> {
     pub(crate) fn table(&self, prefix: &str, name: &str, shape: &[usize]) -> Result<Table> {
         let (stored, view) = self.find(prefix, name, shape)?;
         let bytes = view.data();
-        let table = match in_place(view.dtype(), bytes) {
-            Some(values) => {
-                check_finite(&stored, values)?;
-                Table::Mapped {
-                    map: Arc::clone(&self.file.mmap),
-                    offset: bytes.as_ptr() as usize - self.file.mmap.as_ptr() as usize,
-                    len: values.len(),
-                }
-            }
-            None => {
-                let values = convert(&stored, view.dtype(), bytes)?;
-                check_finite(&stored, &values)?;
-                Table::Owned(values)
-            }
+        let table = match checked_values(&stored, view.dtype(), bytes)? {
+            Cow::Borrowed(values) => Table::Mapped {
+                map: Arc::clone(&self.file.mmap),
+                offset: bytes.as_ptr() as usize - self.file.mmap.as_ptr() as usize,
+                len: values.len(),
+            },
+            Cow::Owned(values) => Table::Owned(values),
         };
         // Checked; the rows a batch uses fault back in from the file.
         self.file.release(bytes);
@@ -167,6 +151,17 @@ impl<'a> Weights<'a> {
         }
         Ok((stored, view))
     }
+}
+
+/// The tensor's values, read in place when [`in_place`] allows and converted
+/// otherwise, checked finite.
+fn checked_values<'b>(stored: &str, dtype: Dtype, bytes: &'b [u8]) -> Result<Cow<'b, [f32]>> {
+    let values = match in_place(dtype, bytes) {
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(convert(stored, dtype, bytes)?),
+    };
+    check_finite(stored, &values)?;
+    Ok(values)
 }
 
 /// The f32s of `bytes` without a copy, when they are stored as f32 in this

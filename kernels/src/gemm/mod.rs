@@ -150,9 +150,10 @@ thread_local! {
     static PACK_B: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
 }
 
-/// Sizes the calling thread's packing buffers (about 0.5 MiB) now, so that its
-/// later GEMMs of BERT shapes (hidden and FFN sizes up to a few thousand,
-/// attention over up to 512 tokens with 64-wide heads) never allocate.
+/// Sizes the calling thread's packing buffers (about 0.5 MiB: packed A for
+/// every GEMM, packed B for [`Kernels::gemm_strided`]) now, so that its later
+/// GEMMs of BERT shapes (hidden and FFN sizes up to a few thousand, strided
+/// operands up to 512 x 64) never allocate.
 ///
 /// Without it each thread grows its buffers the first time it packs, and
 /// which pool thread first meets work is up to the scheduler. Run it on every

@@ -54,9 +54,9 @@ impl AlignedBuf {
     pub(crate) fn ensure(&mut self, len: usize) {
         if self.capacity() < len {
             // Grow once to a size that covers every BERT-shaped need (an A
-            // block is at most L2/2 bytes; attention's packed K or V is
-            // len x head_dim, 512 x 64 at most), so which thread meets which
-            // shape first does not decide whether a later call allocates.
+            // block is at most L2/2 bytes; `gemm_strided`'s B for a 512 x 64
+            // operand is 32 Ki floats), so which thread meets which shape
+            // first does not decide whether a later call allocates.
             self.allocate(len.max(FLOOR_FLOATS).next_power_of_two());
         }
         self.len = self.len.max(len);
