@@ -97,6 +97,20 @@ pub(crate) struct TileOut {
     pub(crate) act: Option<Activation>,
 }
 
+impl TileOut {
+    /// `C = alpha·A·B + beta·C`: no bias, residual or activation.
+    pub(crate) fn plain(alpha: f32, beta: f32) -> TileOut {
+        TileOut {
+            alpha,
+            beta,
+            bias: std::ptr::null(),
+            residual: std::ptr::null(),
+            ld_residual: 0,
+            act: None,
+        }
+    }
+}
+
 /// The register-tile kernel, generic over the ISA: `MR` rows by `NV` vectors.
 ///
 /// # Safety
@@ -142,22 +156,90 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
         }
     }
 
+    // A full tile (the common case) takes an epilogue with constant trip
+    // counts and whole-vector accesses: LLVM unrolls it and finishes the
+    // accumulators in place. The general one's bounds checks made it park
+    // all MR·NV of them on the stack, which cost ~15% of a tile whose K loop
+    // is short (attention's Q·Kᵀ runs 32 or 64 steps).
+    let full = rows == MR && cols == nr;
+    let plain = out.bias.is_null() && out.residual.is_null() && out.act.is_none();
+    if full && plain && out.beta == 0.0 {
+        // SAFETY: the caller's guarantee, for the whole tile.
+        unsafe { finish_plain::<S, MR, NV, false>(s, &acc, c, ldc, out.alpha) }
+    } else if full && plain && out.beta == 1.0 {
+        // SAFETY: as above; C is readable since beta != 0.
+        unsafe { finish_plain::<S, MR, NV, true>(s, &acc, c, ldc, out.alpha) }
+    } else if full {
+        // SAFETY: the caller's guarantee, for the whole tile.
+        unsafe { finish::<S, MR, NV, true>(s, &acc, c, ldc, rows, cols, out) }
+    } else {
+        // SAFETY: the caller's guarantee.
+        unsafe { finish::<S, MR, NV, false>(s, &acc, c, ldc, rows, cols, out) }
+    }
+}
+
+/// The epilogue of a whole tile with no bias, residual or activation:
+/// `C = alpha·acc (+ C when ACCUMULATE)`. Attention's products (K = 32 or 64
+/// for `Q·Kᵀ`) and every K block but the last take it; with nothing to
+/// decide per vector it is MR·NV multiplies and stores.
+///
+/// # Safety
+/// As [`tile`], with `rows == MR`, `cols == NR`.
+#[inline(always)]
+unsafe fn finish_plain<S: Simd, const MR: usize, const NV: usize, const ACCUMULATE: bool>(
+    s: S,
+    acc: &[[S::V; NV]; MR],
+    c: *mut f32,
+    ldc: usize,
+    alpha: f32,
+) {
+    let alpha = s.splat(alpha);
+    for (r, acc_row) in acc.iter().enumerate() {
+        for (v, &acc) in acc_row.iter().enumerate() {
+            // SAFETY: r < MR and v < NV: inside the tile the caller vouches for.
+            unsafe {
+                let dst = c.add(r * ldc + v * S::LANES);
+                // Rounded as `finish` rounds it (a row's result must not
+                // depend on which tile it lands in): the product, then the sum.
+                let x = s.mul(acc, alpha);
+                let x = if ACCUMULATE { s.add(x, s.load(dst)) } else { x };
+                s.store(dst, x);
+            }
+        }
+    }
+}
+
+/// The epilogue of [`tile`]: `C = act(alpha·acc + beta·C + bias + residual)`
+/// for the tile's `rows x cols`. `FULL` promises `rows == MR` and
+/// `cols == NR`, so every access is a whole vector.
+///
+/// # Safety
+/// As [`tile`].
+#[inline(always)]
+unsafe fn finish<S: Simd, const MR: usize, const NV: usize, const FULL: bool>(
+    s: S,
+    acc: &[[S::V; NV]; MR],
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    out: &TileOut,
+) {
+    let lanes = S::LANES;
     let alpha = s.splat(out.alpha);
     let beta = s.splat(out.beta);
-    // The epilogue runs once per tile, after kc·MR·NV FMAs: its branches are
-    // uniform over the call and predicted, and if LLVM parks the accumulators
-    // on the stack for it, that is 2·MR·NV moves against 1000+ cycles of FMAs.
+    // The branches on `out` are uniform over the call and predicted.
     for (r, acc_row) in acc.iter().enumerate() {
-        if r >= rows {
+        if !FULL && r >= rows {
             break;
         }
         for (v, &acc) in acc_row.iter().enumerate() {
             let col = v * lanes;
-            if col >= cols {
+            if !FULL && col >= cols {
                 break;
             }
             // Lanes of this vector inside the tile: a masked access when < lanes.
-            let width = cols - col;
+            let width = if FULL { lanes } else { cols - col };
             let mut x = acc;
             if out.alpha != 1.0 {
                 x = s.mul(x, alpha);
@@ -168,22 +250,43 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
             unsafe {
                 let dst = c.add(r * ldc + col);
                 if out.beta == 1.0 {
-                    x = s.add(x, s.load_upto(dst, width));
+                    x = s.add(x, load::<S, FULL>(s, dst, width));
                 } else if out.beta != 0.0 {
-                    x = s.mul_add(beta, s.load_upto(dst, width), x);
+                    x = s.mul_add(beta, load::<S, FULL>(s, dst, width), x);
                 }
                 if !out.bias.is_null() {
-                    x = s.add(x, s.load_upto(out.bias.add(col), width));
+                    x = s.add(x, load::<S, FULL>(s, out.bias.add(col), width));
                 }
                 if !out.residual.is_null() {
                     let res = out.residual.add(r * out.ld_residual + col);
-                    x = s.add(x, s.load_upto(res, width));
+                    x = s.add(x, load::<S, FULL>(s, res, width));
                 }
                 if let Some(act) = out.act {
                     x = math::activation(s, act, x);
                 }
-                s.store_upto(dst, width, x);
+                if FULL {
+                    s.store(dst, x);
+                } else {
+                    s.store_upto(dst, width, x);
+                }
             }
+        }
+    }
+}
+
+/// `width` floats at `p` (a whole vector when `FULL`), zeros past them.
+/// A function rather than a closure, so it inlines under `#[target_feature]`.
+///
+/// # Safety
+/// `p..p + width` is readable; `width == LANES` when `FULL`.
+#[inline(always)]
+unsafe fn load<S: Simd, const FULL: bool>(s: S, p: *const f32, width: usize) -> S::V {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        if FULL {
+            s.load(p)
+        } else {
+            s.load_upto(p, width)
         }
     }
 }

@@ -199,7 +199,7 @@ mod tests {
     use super::AlignedBuf;
 
     fn aligned(buf: &AlignedBuf) -> bool {
-        buf.as_slice().as_ptr() as usize % 64 == 0
+        (buf.as_slice().as_ptr() as usize).is_multiple_of(64)
     }
 
     #[test]

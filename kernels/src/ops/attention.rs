@@ -2,10 +2,9 @@
 //! flash-style ([`Kernels::attention_head`]), or every head in turn.
 
 use super::softmax;
-use crate::gemm::blocking::{self, Problem};
-use crate::gemm::kernel::Microkernel;
+use crate::gemm::kernel::{Microkernel, TileOut};
 use crate::gemm::pack;
-use crate::gemm::{with_microkernel, Threading};
+use crate::gemm::with_microkernel;
 use crate::{Backend, Kernels};
 
 /// The shape of one sequence's attention.
@@ -98,14 +97,14 @@ impl Kernels {
     }
 }
 
-/// Query rows per tile, rounded up to a multiple of the microkernel's MR.
-/// The tile's partial output (`rows x head_dim`) and running softmax
-/// statistics stay in L1 while the key blocks stream past.
-const QUERY_TILE: usize = 64;
-/// Keys per block, rounded up to a multiple of NR. A tile's scores for one
-/// block (`64 x 128` floats, 32 KiB) stay in L1/L2 between `Q·Kᵀ`, the
-/// softmax and `·V`. A typical reranking pair (~200 tokens) is two blocks,
-/// a 512-token sequence four; the scores are never written out whole.
+/// Query panels (of the microkernel's NR queries each) per query tile.
+/// A tile's transposed scores for one key block (`KEY_BLOCK x 2·NR` floats:
+/// 16 KiB on AVX2) and its partial output (`head_dim x 2·NR`) stay in L1
+/// while the packed keys and values stream past from L2.
+const QUERY_PANELS: usize = 2;
+/// Keys per block, rounded up to a multiple of MR. A typical reranking pair
+/// (~200 tokens) is two blocks, a 512-token sequence four; the scores are
+/// never written out whole.
 const KEY_BLOCK: usize = 128;
 /// The widest and tallest register tiles of any ISA (AVX-512: 12 x 32), for
 /// the scratch bound that does not know the ISA.
@@ -139,33 +138,50 @@ impl HeadAttention {
     /// `head_dim`, on any ISA: packed `Kᵀ` and `V`, one tile's scores for one
     /// key block, its partial output, and its running max and sum.
     pub fn scratch_len_for(len: usize, head_dim: usize) -> usize {
-        Layout::new(len, head_dim, MAX_MR, MAX_NR).total
+        // Layout::new's sizes with every rounding up to MR or NR replaced by
+        // the largest MR or NR added: no smaller than any ISA's layout.
+        let (d, mr, nr) = (head_dim, MAX_MR, MAX_NR);
+        (len + mr) * d + (d + mr) * len + QUERY_PANELS * nr * (d + KEY_BLOCK + mr + d + 2)
     }
 }
 
 /// The scratch regions of one head's attention, in floats.
 struct Layout {
+    /// K as the A operand of `Sᵀ = K·Qᵀ`: MR-key micro-panels, `head_dim` deep.
     packed_k: usize,
+    /// Vᵀ as the A operand of `Oᵀ = Vᵀ·Pᵀ`: MR-dimension micro-panels, `len` deep.
     packed_v: usize,
-    query_tile: usize,
+    /// Qᵀ of one query tile: `QUERY_PANELS` NR-query panels, `head_dim` deep.
+    queries: usize,
+    /// Keys per block (a multiple of MR).
     key_block: usize,
-    total: usize,
+    /// `Sᵀ` (then `Pᵀ`) of one key block: `QUERY_PANELS` panels of
+    /// `key_block x NR`, the packed-B layout of the `·V` product.
+    scores: usize,
+    /// Queries per tile: `QUERY_PANELS · NR`.
+    query_tile: usize,
 }
 
 impl Layout {
     fn new(len: usize, d: usize, mr: usize, nr: usize) -> Layout {
-        let query_tile = QUERY_TILE.div_ceil(mr) * mr;
-        let key_block = KEY_BLOCK.div_ceil(nr) * nr;
-        let packed_k = len.div_ceil(nr) * nr * d;
-        let packed_v = d.div_ceil(nr) * nr * len;
+        let query_tile = QUERY_PANELS * nr;
+        let key_block = KEY_BLOCK.div_ceil(mr) * mr;
+        let packed_k = len.div_ceil(mr) * mr * d;
+        let packed_v = d.div_ceil(mr) * mr * len;
+        let queries = query_tile * d;
         let scores = query_tile * key_block;
-        let partial = query_tile * d;
+        // Plus Oᵀ (d x query_tile) and the running max and sum per query.
+        debug_assert!(
+            packed_k + packed_v + queries + scores + (d + 2) * query_tile
+                <= HeadAttention::scratch_len_for(len, d)
+        );
         Layout {
             packed_k,
             packed_v,
-            query_tile,
+            queries,
             key_block,
-            total: packed_k + packed_v + scores + partial + 2 * query_tile,
+            scores,
+            query_tile,
         }
     }
 }
@@ -173,10 +189,11 @@ impl Layout {
 impl Kernels {
     /// `out[r] = softmax(q[r]·Kᵀ / √head_dim) · V` for one head, fused and
     /// tiled flash-style: K and V are packed once, then each tile of query
-    /// rows walks the keys a block at a time: `S = q·Kᵀ` for the block, an
-    /// online softmax step (running max and sum, rescaling the partial
-    /// output when the max grows), and `O += S·V`. Scores never leave the
-    /// cache, whatever the sequence length. Runs on the calling thread.
+    /// rows walks the keys a block at a time: `Sᵀ = K·qᵀ` for the block, an
+    /// online softmax step down its columns (running max and sum, rescaling
+    /// the partial output when the max grows), and `Oᵀ += Vᵀ·Pᵀ`. Scores
+    /// never leave the cache, whatever the sequence length, and nothing is
+    /// packed inside the key loop. Runs on the calling thread.
     ///
     /// `q: [rows, head_dim]`, `k`, `v: [len, head_dim]`, each with its row
     /// stride; `scratch` holds at least [`HeadAttention::scratch_len`] floats.
@@ -229,34 +246,17 @@ impl Kernels {
     }
 }
 
-/// `C = A·B` of shape `(m, k, n)`, A row-major with row stride `a.1`, C with
-/// row stride `c.1`; B (null here) is for the caller to set.
-fn plain_product(
-    (m, k, n): (usize, usize, usize),
-    a: (&[f32], usize),
-    c: (&mut [f32], usize),
-) -> Problem {
-    Problem {
-        m,
-        k,
-        n,
-        a: a.0.as_ptr(),
-        rsa: a.1,
-        csa: 1,
-        b: std::ptr::null(),
-        b_depth: k,
-        c: c.0.as_mut_ptr(),
-        ldc: c.1,
-        alpha: 1.0,
-        beta: 0.0,
-        bias: std::ptr::null(),
-        residual: std::ptr::null(),
-        ld_residual: 0,
-        act: None,
-    }
-}
-
-/// [`Kernels::attention_head`] with the ISA's microkernel.
+/// [`Kernels::attention_head`] with the ISA's microkernel, transposed so
+/// that nothing is packed inside the key loop:
+///
+/// * `Sᵀ = K·Qᵀ` (keys down, queries across) with K packed once per head as
+///   MR-key micro-panels and Qᵀ once per query tile as NR-query panels;
+/// * the online softmax runs down the columns of `Sᵀ` (one query each), all
+///   in whole vectors ([`softmax::softmax_columns`]);
+/// * `Pᵀ` is already in the packed-B layout of `Oᵀ += Vᵀ·Pᵀ`, with Vᵀ packed
+///   once per head as MR-dimension micro-panels.
+///
+/// `Oᵀ` is transposed into `out` once per query tile.
 ///
 /// # Safety
 /// As `attention_head`; the slices are long enough for `shape`.
@@ -281,74 +281,100 @@ unsafe fn head<K: Microkernel>(
         ld_kv,
         ld_out,
     } = shape;
-    let nr = K::NR;
-    let layout = Layout::new(len, d, K::MR, nr);
+    let (mr, nr) = (K::MR, K::NR);
+    let layout = Layout::new(len, d, mr, nr);
     let (packed_k, rest) = scratch.split_at_mut(layout.packed_k);
     let (packed_v, rest) = rest.split_at_mut(layout.packed_v);
-    let (scores, rest) = rest.split_at_mut(layout.query_tile * layout.key_block);
-    let (partial, rest) = rest.split_at_mut(layout.query_tile * d);
-    let (row_max, rest) = rest.split_at_mut(layout.query_tile);
-    let row_sum = &mut rest[..layout.query_tile];
-    // Kᵀ: [d, len], element (p, j) = k[j·ld_kv + p]; V: [len, d].
-    pack::pack_b(packed_k, k, d, len, 1, ld_kv, nr);
-    pack::pack_b(packed_v, v, len, d, ld_kv, 1, nr);
+    let (queries, rest) = rest.split_at_mut(layout.queries);
+    let (scores, rest) = rest.split_at_mut(layout.scores);
+    let tq = layout.query_tile;
+    let (out_t, rest) = rest.split_at_mut(d * tq);
+    let (col_max, rest) = rest.split_at_mut(tq);
+    let col_sum = &mut rest[..tq];
+    // SAFETY: K is `len x d` at row stride ld_kv and V the same (asserted by
+    // the caller); the panels hold len.div_ceil(MR)·MR·d and
+    // d.div_ceil(MR)·MR·len floats (the layout).
+    unsafe {
+        kernel.pack_a(packed_k.as_mut_ptr(), k.as_ptr(), ld_kv, 1, len, d);
+        kernel.pack_a(packed_v.as_mut_ptr(), v.as_ptr(), 1, ld_kv, d, len);
+    }
     let scale = 1.0 / (d as f32).sqrt();
     let kb_max = layout.key_block;
-    for r0 in (0..rows).step_by(layout.query_tile) {
-        let tr = layout.query_tile.min(rows - r0);
-        row_max[..tr].fill(f32::NEG_INFINITY);
-        row_sum[..tr].fill(0.0);
+    for r0 in (0..rows).step_by(tq) {
+        let tr = tq.min(rows - r0);
+        let panels = tr.div_ceil(nr);
+        // Qᵀ: element (p, j) = q[(r0 + j)·ld_q + p]; zero past the tile's queries.
+        pack::pack_b(queries, &q[r0 * ld_q..], d, tr, 1, ld_q, nr);
+        col_max.fill(f32::NEG_INFINITY);
+        col_sum.fill(0.0);
         for (block, c0) in (0..len).step_by(kb_max).enumerate() {
             let kb = kb_max.min(len - c0);
-            // scores[tr, kb] = scale · q[r0..r0+tr] · Kᵀ[.., c0..c0+kb]
-            let qk = Problem {
-                // c0 is a multiple of NR: panel c0/NR onwards.
-                b: packed_k[c0 * d..].as_ptr(),
-                b_depth: d,
-                alpha: scale,
-                ..plain_product((tr, d, kb), (&q[r0 * ld_q..], ld_q), (scores, kb_max))
-            };
-            // SAFETY: A is rows r0..r0+tr of q (d columns), B panels c0/NR..
-            // of packed Kᵀ (d deep), C the first tr rows of `scores`
-            // (kb <= kb_max columns), all inside their slices.
-            unsafe { blocking::run(kernel, &qk, Threading::Single) };
-            for r in 0..tr {
-                let correction = softmax::softmax_block(
-                    backend,
-                    &mut scores[r * kb_max..r * kb_max + kb],
-                    &mut row_max[r],
-                    &mut row_sum[r],
-                );
-                if block > 0 && correction != 1.0 {
-                    for o in &mut partial[r * d..(r + 1) * d] {
-                        *o *= correction;
-                    }
+            // Sᵀ[kb, tr] = scale · K[c0..c0+kb] · Qᵀ, one MR-key tile at a time.
+            let qk = TileOut::plain(scale, 0.0);
+            for t in 0..kb.div_ceil(mr) {
+                let keys = mr.min(kb - t * mr);
+                for j in 0..panels {
+                    // SAFETY: c0 + t·MR is a multiple of MR, so its micro-panel
+                    // (d·MR floats) starts at (c0 + t·MR)·d of packed K; panel j
+                    // of Qᵀ holds d·NR floats; the C tile (keys x NR, row
+                    // stride NR) lies inside panel j of `scores`.
+                    unsafe {
+                        kernel.tile(
+                            d,
+                            packed_k.as_ptr().add((c0 + t * mr) * d),
+                            queries.as_ptr().add(j * d * nr),
+                            scores.as_mut_ptr().add(j * kb_max * nr + t * mr * nr),
+                            nr,
+                            keys,
+                            nr,
+                            &qk,
+                        )
+                    };
                 }
             }
-            // partial[tr, d] (+)= scores[tr, kb] · V[c0..c0+kb, ..]
-            let pv = Problem {
-                // Rows c0.. of every panel of packed V (len deep).
-                b: packed_v[c0 * nr..].as_ptr(),
-                b_depth: len,
-                beta: if block == 0 { 0.0 } else { 1.0 },
-                ..plain_product((tr, kb, d), (scores, kb_max), (partial, d))
-            };
-            // SAFETY: A is the tr x kb scores just computed, B rows c0..c0+kb
-            // of packed V's panels, C the first tr rows of `partial`.
-            unsafe { blocking::run(kernel, &pv, Threading::Single) };
+            for j in 0..panels {
+                softmax::softmax_columns(
+                    backend,
+                    &mut scores[j * kb_max * nr..],
+                    kb,
+                    nr,
+                    &mut col_max[j * nr..],
+                    &mut col_sum[j * nr..],
+                    &mut out_t[j * nr..],
+                    tq,
+                    if block == 0 { 0 } else { d },
+                );
+            }
+            // Oᵀ[d, tr] (+)= Vᵀ[.., c0..c0+kb] · Pᵀ, one MR-dimension tile at a time.
+            let pv = TileOut::plain(1.0, if block == 0 { 0.0 } else { 1.0 });
+            for t in 0..d.div_ceil(mr) {
+                let dims = mr.min(d - t * mr);
+                for j in 0..panels {
+                    // SAFETY: micro-panel t of packed Vᵀ is MR·len floats at
+                    // t·MR·len, and its keys c0..c0+kb are MR floats each from
+                    // c0·MR; panel j of `scores` is kb x NR; the C tile (dims x
+                    // NR, row stride tq) lies inside Oᵀ.
+                    unsafe {
+                        kernel.tile(
+                            kb,
+                            packed_v.as_ptr().add(t * mr * len + c0 * mr),
+                            scores.as_ptr().add(j * kb_max * nr),
+                            out_t.as_mut_ptr().add(t * mr * tq + j * nr),
+                            tq,
+                            dims,
+                            nr,
+                            &pv,
+                        )
+                    };
+                }
+            }
         }
-        for r in 0..tr {
-            let inv = if row_sum[r] > 0.0 {
-                1.0 / row_sum[r]
-            } else {
-                0.0
-            };
-            let row = &partial[r * d..(r + 1) * d];
-            // SAFETY: the caller guarantees rows r0..r0+tr, columns 0..d of
-            // `out` are ours to write.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out.add((r0 + r) * ld_out), d) };
-            for (o, &x) in dst.iter_mut().zip(row) {
-                *o = x * inv;
+        for (i, &sum) in col_sum[..tr].iter().enumerate() {
+            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
+            for p in 0..d {
+                // SAFETY: the caller guarantees rows r0..r0+tr, columns 0..d
+                // of `out` are ours to write.
+                unsafe { *out.add((r0 + i) * ld_out + p) = out_t[p * tq + i] * inv };
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Numerically stable softmax over one row, whole or (for flash-style
-//! attention) one block of it at a time.
+//! Numerically stable softmax over one row, and (for flash-style attention)
+//! one block at a time down the columns of attention's transposed scores.
 
 use super::layer_norm::sum;
 use super::map_in_place;
@@ -40,29 +40,80 @@ simd_dispatch! {
 }
 
 /// One block of an online softmax (Milakov & Gimelshein 2018; the core of
-/// FlashAttention). `max` and `sum` carry the row's running maximum and sum
-/// of `exp(x - max)` over the blocks before this one (`-inf` and 0 at the
-/// start). Replaces `block` by `exp(block - new_max)`, updates both, and
-/// returns `exp(old_max - new_max)`: the factor by which everything computed
-/// from earlier blocks (their share of the sum, of `P·V`) must be scaled.
-/// After the last block, `block / sum` is the softmax.
+/// FlashAttention), for every column of `block` at once: `block` is
+/// `rows x width`, row-major (row stride `width`), and column `j` holds one
+/// query's scores against this block's `rows` keys. `max` and `sum` carry
+/// each column's running maximum and sum of `exp(x - max)` over the blocks
+/// before this one (`-inf` and 0 at the start); after the last block,
+/// `block / sum` is the softmax. Replaces the block by `exp(block - new_max)`,
+/// updates both, and multiplies the
+/// first `out_rows` rows of `out` (`width` columns, row stride `ld_out`),
+/// the output accumulated from earlier blocks, by each column's
+/// `exp(old_max - new_max)`.
+///
+/// Down columns, every step is a whole-vector operation: no per-row call,
+/// no horizontal reduction. The scores are finite (true lengths, no mask).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn softmax_block_generic<S: Simd>(s: S, block: &mut [f32], max: &mut f32, sum: &mut f32) -> f32 {
-    let new_max = max.max(row_max(s, block));
-    if new_max == f32::NEG_INFINITY {
-        // Everything so far masked: contributes nothing.
-        block.fill(0.0);
-        return 1.0;
+fn softmax_columns_generic<S: Simd>(
+    s: S,
+    block: &mut [f32],
+    rows: usize,
+    width: usize,
+    max: &mut [f32],
+    sum: &mut [f32],
+    out: &mut [f32],
+    ld_out: usize,
+    out_rows: usize,
+) {
+    assert!(block.len() >= rows * width && max.len() >= width && sum.len() >= width);
+    assert!(out_rows == 0 || out.len() >= (out_rows - 1) * ld_out + width);
+    let lanes = S::LANES;
+    for c in (0..width).step_by(lanes) {
+        let n = width - c;
+        // SAFETY: in every access below, row r < rows of `block` and columns
+        // c..c + min(n, lanes) <= width are inside the asserted lengths, as
+        // are rows r < out_rows of `out` and the same columns of max and sum.
+        unsafe {
+            let old_max = s.load_upto(max.as_ptr().add(c), n);
+            let mut new_max = old_max;
+            for r in 0..rows {
+                new_max = s.max(new_max, s.load_upto(block.as_ptr().add(r * width + c), n));
+            }
+            // exp(-inf) = 0: the first block discards the (empty) past.
+            let correction = math::exp(s, s.sub(old_max, new_max));
+            let mut block_sum = s.zero();
+            for r in 0..rows {
+                let p = block.as_mut_ptr().add(r * width + c);
+                let e = math::exp(s, s.sub(s.load_upto(p, n), new_max));
+                s.store_upto(p, n, e);
+                block_sum = s.add(block_sum, e);
+            }
+            let old_sum = s.load_upto(sum.as_ptr().add(c), n);
+            s.store_upto(
+                sum.as_mut_ptr().add(c),
+                n,
+                s.mul_add(old_sum, correction, block_sum),
+            );
+            s.store_upto(max.as_mut_ptr().add(c), n, new_max);
+            for r in 0..out_rows {
+                let p = out.as_mut_ptr().add(r * ld_out + c);
+                s.store_upto(p, n, s.mul(s.load_upto(p, n), correction));
+            }
+        }
     }
-    // exp(-inf) = 0: the first block discards the (empty) past.
-    let correction = (*max - new_max).exp();
-    let max_v = s.splat(new_max);
-    map_in_place!(s, block, |v| math::exp(s, s.sub(v, max_v)));
-    *sum = *sum * correction + self::sum(s, block, |v| v);
-    *max = new_max;
-    correction
 }
 
 simd_dispatch! {
-    pub(crate) fn softmax_block(block: &mut [f32], max: &mut f32, sum: &mut f32) -> f32 = softmax_block_generic;
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn softmax_columns(
+        block: &mut [f32],
+        rows: usize,
+        width: usize,
+        max: &mut [f32],
+        sum: &mut [f32],
+        out: &mut [f32],
+        ld_out: usize,
+        out_rows: usize,
+    ) = softmax_columns_generic;
 }
