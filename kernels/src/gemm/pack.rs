@@ -177,6 +177,18 @@ pub(crate) unsafe fn pack_a<const MR: usize>(
                     unsafe { *panel.add(p * MR + r) = *row.add(p) };
                 }
             }
+        } else if rows == MR && rsa == 1 {
+            // A transposed (attention's Vᵀ): each p is MR adjacent floats.
+            for p in 0..kc {
+                // SAFETY: rows i0..i0 + MR < mc and p < kc are inside the
+                // block; p·MR..p·MR + MR is inside the panel.
+                unsafe {
+                    let src = a.add(i0 + p * csa);
+                    for r in 0..MR {
+                        *panel.add(p * MR + r) = *src.add(r);
+                    }
+                }
+            }
         } else {
             for p in 0..kc {
                 for r in 0..MR {

@@ -52,7 +52,8 @@ simd_dispatch! {
 /// `exp(old_max - new_max)`.
 ///
 /// Down columns, every step is a whole-vector operation: no per-row call,
-/// no horizontal reduction. The scores are finite (true lengths, no mask).
+/// no horizontal reduction. The scores are finite (true lengths, no mask),
+/// so `x - max <= 0` and [`math::exp_nonpositive`] serves.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn softmax_columns_generic<S: Simd>(
@@ -81,11 +82,11 @@ fn softmax_columns_generic<S: Simd>(
                 new_max = s.max(new_max, s.load_upto(block.as_ptr().add(r * width + c), n));
             }
             // exp(-inf) = 0: the first block discards the (empty) past.
-            let correction = math::exp(s, s.sub(old_max, new_max));
+            let correction = math::exp_nonpositive(s, s.sub(old_max, new_max));
             let mut block_sum = s.zero();
             for r in 0..rows {
                 let p = block.as_mut_ptr().add(r * width + c);
-                let e = math::exp(s, s.sub(s.load_upto(p, n), new_max));
+                let e = math::exp_nonpositive(s, s.sub(s.load_upto(p, n), new_max));
                 s.store_upto(p, n, e);
                 block_sum = s.add(block_sum, e);
             }
