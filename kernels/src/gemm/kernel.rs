@@ -311,6 +311,7 @@ macro_rules! simd_microkernel {
     (
         $(#[$doc:meta])*
         $kernel:ident($token:ty), mr: $mr:expr, nv: $nv:expr, lanes: $lanes:expr, features: $features:literal
+        $(, pack_a: $pack_a:path)?
     ) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug)]
@@ -323,7 +324,14 @@ macro_rules! simd_microkernel {
             const MR: usize = MR;
             const NR: usize = NV * $lanes;
 
+            #[allow(unreachable_code)]
             unsafe fn pack_a(self, dst: *mut f32, a: *const f32, rsa: usize, csa: usize, mc: usize, kc: usize) {
+                // An ISA's own packer, when it has one...
+                $(
+                    // SAFETY: the token proves the CPU has the ISA; the rest is the caller's guarantee.
+                    return unsafe { $pack_a(self.0, dst, a, rsa, csa, mc, kc) };
+                )?
+                // ...or the generic one.
                 // SAFETY: the caller's guarantee.
                 unsafe { $crate::gemm::pack::pack_a::<MR>(dst, a, rsa, csa, mc, kc) }
             }

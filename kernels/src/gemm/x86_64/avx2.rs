@@ -7,10 +7,99 @@
 //! slack. Per step of k: 12 FMAs against 2 vector loads and 6 broadcasts,
 //! inside the 2-3 loads per cycle these cores sustain.
 
+use std::arch::x86_64::*;
+
 use crate::gemm::kernel::simd_microkernel;
+use crate::gemm::pack;
 use crate::isa::Avx2Token;
 
 simd_microkernel! {
     /// AVX2 + FMA, 6 x 16.
-    Avx2Kernel(Avx2Token), mr: 6, nv: 2, lanes: 8, features: "avx2,fma"
+    Avx2Kernel(Avx2Token), mr: 6, nv: 2, lanes: 8, features: "avx2,fma", pack_a: pack_a
+}
+
+/// [`pack::pack_a`] for 6-row micro-panels, with whole panels of row-major A
+/// moved 8 steps of k at a time: 6 row loads, an 8 x 8 register transpose
+/// (rows 6 and 7 zero) and 8 stores, where the generic packer moves one
+/// float at a time. Profiled on MiniLM, packing A was ~6% of the run.
+///
+/// # Safety
+/// As [`pack::pack_a`].
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_a(
+    _: Avx2Token,
+    dst: *mut f32,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    mc: usize,
+    kc: usize,
+) {
+    let whole = if csa == 1 { mc / MR * MR } else { 0 };
+    let steps = kc / 8 * 8;
+    // The last of each 8 steps is stored through a mask: a full store would
+    // write 2 floats past the panel.
+    let first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    let z = _mm256_setzero_ps();
+    for i0 in (0..whole).step_by(MR) {
+        // SAFETY: rows i0..i0 + MR < mc and columns p < kc are inside the
+        // block; the panel (MR·kc floats at i0·kc) is inside dst.
+        unsafe {
+            let panel = dst.add(i0 * kc);
+            let rows: [*const f32; MR] = std::array::from_fn(|r| a.add((i0 + r) * rsa));
+            for p0 in (0..steps).step_by(8) {
+                let r: [__m256; MR] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(p0)));
+                // Lane pairs, then quads, then halves: out[p] lane i = r[i][p0 + p].
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let s4 = _mm256_shuffle_ps::<0x44>(t4, z);
+                let s5 = _mm256_shuffle_ps::<0xEE>(t4, z);
+                let s6 = _mm256_shuffle_ps::<0x44>(t5, z);
+                let s7 = _mm256_shuffle_ps::<0xEE>(t5, z);
+                let out = [
+                    _mm256_permute2f128_ps::<0x20>(s0, s4),
+                    _mm256_permute2f128_ps::<0x20>(s1, s5),
+                    _mm256_permute2f128_ps::<0x20>(s2, s6),
+                    _mm256_permute2f128_ps::<0x20>(s3, s7),
+                    _mm256_permute2f128_ps::<0x31>(s0, s4),
+                    _mm256_permute2f128_ps::<0x31>(s1, s5),
+                    _mm256_permute2f128_ps::<0x31>(s2, s6),
+                    _mm256_permute2f128_ps::<0x31>(s3, s7),
+                ];
+                // Step p's 6 floats at (p0 + p)·MR; each store's 2 spare
+                // lanes land where the next one writes.
+                let d = panel.add(p0 * MR);
+                for (p, &v) in out[..7].iter().enumerate() {
+                    _mm256_storeu_ps(d.add(p * MR), v);
+                }
+                _mm256_maskstore_ps(d.add(7 * MR), first6, out[7]);
+            }
+            for p in steps..kc {
+                for (i, row) in rows.iter().enumerate() {
+                    *panel.add(p * MR + i) = *row.add(p);
+                }
+            }
+        }
+    }
+    if whole < mc {
+        // SAFETY: the caller's guarantee, for the remaining rows.
+        unsafe {
+            pack::pack_a::<MR>(
+                dst.add(whole * kc),
+                a.add(whole * rsa),
+                rsa,
+                csa,
+                mc - whole,
+                kc,
+            )
+        };
+    }
 }
