@@ -47,7 +47,18 @@ unsafe fn pack_a(
         unsafe {
             let panel = dst.add(i0 * kc);
             let rows: [*const f32; MR] = std::array::from_fn(|r| a.add((i0 + r) * rsa));
+            // The next panel's rows, fetched a cache line per row per 16
+            // steps: a BERT row is only 24 lines (K = 384), too short for
+            // the hardware prefetcher to learn, and A (the previous layer's
+            // output) is in L3 at best.
+            let next: [*const f32; MR] =
+                std::array::from_fn(|r| a.wrapping_add((i0 + MR + r) * rsa));
             for p0 in (0..steps).step_by(8) {
+                if p0 % 16 == 0 {
+                    for row in next {
+                        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(p0).cast());
+                    }
+                }
                 let r: [__m256; MR] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(p0)));
                 // Lane pairs, then quads, then halves: out[p] lane i = r[i][p0 + p].
                 let t0 = _mm256_unpacklo_ps(r[0], r[1]);
