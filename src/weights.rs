@@ -205,7 +205,15 @@ fn convert(stored: &str, dtype: Dtype, bytes: &[u8]) -> Result<Vec<f32>> {
 
 /// NaN or infinite weights would make every score NaN, silently: refuse them.
 fn check_finite(stored: &str, values: &[f32]) -> Result<()> {
-    match values.iter().position(|v| !v.is_finite()) {
+    // A branch-free scan per chunk (it vectorises; an early-exit search
+    // does not, and this pass over every weight is on the cold-start path),
+    // then the exact index only for a chunk that has one.
+    const CHUNK: usize = 4096;
+    let first_bad = values.chunks(CHUNK).enumerate().find_map(|(c, chunk)| {
+        let bad = chunk.iter().fold(false, |bad, v| bad | !v.is_finite());
+        bad.then(|| c * CHUNK + chunk.iter().position(|v| !v.is_finite()).unwrap_or(0))
+    });
+    match first_bad {
         Some(index) => Err(Error::NonFiniteWeight {
             name: stored.to_string(),
             index,
