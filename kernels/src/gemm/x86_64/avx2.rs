@@ -22,6 +22,7 @@ simd_microkernel! {
 /// moved 8 steps of k at a time: 6 row loads, an 8 x 8 register transpose
 /// (rows 6 and 7 zero) and 8 stores, where the generic packer moves one
 /// float at a time. Profiled on MiniLM, packing A was ~6% of the run.
+/// Transposed A (unit row stride) moves a step of k per load and store.
 ///
 /// # Safety
 /// As [`pack::pack_a`].
@@ -35,11 +36,40 @@ unsafe fn pack_a(
     mc: usize,
     kc: usize,
 ) {
-    let whole = if csa == 1 { mc / MR * MR } else { 0 };
+    let whole = if csa == 1 || rsa == 1 {
+        mc / MR * MR
+    } else {
+        0
+    };
+    if rsa == 1 && csa != 1 {
+        // A transposed (attention's Vᵀ): each step of k is MR adjacent
+        // floats, moved by one load and one store.
+        for i0 in (0..whole).step_by(MR) {
+            // SAFETY: rows i0..i0 + MR < mc and p < kc are inside the block
+            // (load6 reads just MR floats); the panel is inside
+            // dst, and each store's 2 spare lanes land where the next step
+            // writes, except the last step's, which store6 leaves out.
+            unsafe {
+                let panel = dst.add(i0 * kc);
+                for p in 0..kc {
+                    let v = load6(a.add(i0 + p * csa));
+                    if p + 1 < kc {
+                        _mm256_storeu_ps(panel.add(p * MR), v);
+                    } else {
+                        store6(panel.add(p * MR), v);
+                    }
+                }
+            }
+        }
+        if whole < mc {
+            // SAFETY: the caller's guarantee, for the remaining rows.
+            unsafe {
+                pack::pack_a::<MR>(dst.add(whole * kc), a.add(whole), rsa, csa, mc - whole, kc)
+            };
+        }
+        return;
+    }
     let steps = kc / 8 * 8;
-    // The last of each 8 steps is stored through a mask: a full store would
-    // write 2 floats past the panel.
-    let first6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
     let z = _mm256_setzero_ps();
     for i0 in (0..whole).step_by(MR) {
         // SAFETY: rows i0..i0 + MR < mc and columns p < kc are inside the
@@ -91,7 +121,9 @@ unsafe fn pack_a(
                 for (p, &v) in out[..7].iter().enumerate() {
                     _mm256_storeu_ps(d.add(p * MR), v);
                 }
-                _mm256_maskstore_ps(d.add(7 * MR), first6, out[7]);
+                // The last one as just 6 floats: a full store would write 2
+                // past the panel.
+                store6(d.add(7 * MR), out[7]);
             }
             for p in steps..kc {
                 for (i, row) in rows.iter().enumerate() {
@@ -112,5 +144,36 @@ unsafe fn pack_a(
                 kc,
             )
         };
+    }
+}
+
+/// The first 6 lanes of `v` to `p..p + 6`: a 4-float and a 2-float store
+/// (AMD cores run `vmaskmovps` stores as slow microcode).
+///
+/// # Safety
+/// `p..p + 6` is writable; the CPU has AVX2.
+#[inline(always)]
+unsafe fn store6(p: *mut f32, v: __m256) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        _mm_storeu_ps(p, _mm256_castps256_ps128(v));
+        _mm_storel_epi64(
+            p.add(4).cast(),
+            _mm_castps_si128(_mm256_extractf128_ps::<1>(v)),
+        );
+    }
+}
+
+/// `p..p + 6` into the first 6 lanes (the rest 0), reading nothing past them.
+///
+/// # Safety
+/// `p..p + 6` is readable; the CPU has AVX2.
+#[inline(always)]
+unsafe fn load6(p: *const f32) -> __m256 {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let low = _mm_loadu_ps(p);
+        let high = _mm_castsi128_ps(_mm_loadl_epi64(p.add(4).cast()));
+        _mm256_set_m128(high, low)
     }
 }
