@@ -621,7 +621,16 @@ impl ModelFolder {
         max_length: Option<usize>,
         truncation: Truncation,
     ) -> Result<ModelFolder> {
-        ModelFolder::open_with(dir, max_length, truncation, |_| Ok(())).map(|(folder, ())| folder)
+        let (config, max_length) = ModelFolder::config(dir, max_length)?;
+        Ok(ModelFolder {
+            config,
+            tokenizer: PairTokenizer::from_file(
+                &dir.join("tokenizer.json"),
+                max_length,
+                truncation,
+            )?,
+            max_length,
+        })
     }
 
     /// The folder's config and the max length `max_length` resolves to.

@@ -6,6 +6,22 @@
 use super::Simd;
 use crate::Activation;
 
+/// The lowest argument whose `2^n` stays normal: `ln(f32::MIN_POSITIVE)`.
+const EXP_LOWEST: f32 = -87.336_55;
+
+/// `x = n·ln2 + r` with `|r| <= ln2/2`, for `x` already clamped to the range
+/// where `2^n` is a normal f32: returns `(n, r)`.
+#[inline(always)]
+fn exp_reduce<S: Simd>(s: S, x: S::V) -> (S::V, S::V) {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 split so that n · LN2_HI is exact for |n| <= 128.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let n = s.round(s.mul(x, s.splat(LOG2E)));
+    let r = s.mul_add(n, s.splat(-LN2_HI), x);
+    (n, s.mul_add(n, s.splat(-LN2_LO), r))
+}
+
 /// `e^x`, lane-wise. Flushes to 0 below `-87.3` (so `exp(-inf) = 0`, as
 /// softmax needs for masked scores) and saturates at `e^88`.
 ///
@@ -13,16 +29,9 @@ use crate::Activation;
 /// polynomial, `2^n` built in the exponent bits.
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    // ln 2 split so that n · LN2_HI is exact for |n| <= 128.
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const LOWEST: f32 = -87.336_55; // ln(f32::MIN_POSITIVE): 2^n stays normal
     const HIGHEST: f32 = 88.0; // below ln(f32::MAX) - ln 2, so n <= 127
-    let clamped = s.min(s.max(x, s.splat(LOWEST)), s.splat(HIGHEST));
-    let n = s.round(s.mul(clamped, s.splat(LOG2E)));
-    let r = s.mul_add(n, s.splat(-LN2_HI), clamped);
-    let r = s.mul_add(n, s.splat(-LN2_LO), r);
+    let clamped = s.min(s.max(x, s.splat(EXP_LOWEST)), s.splat(HIGHEST));
+    let (n, r) = exp_reduce(s, clamped);
     let mut p = s.splat(1.987_569_1e-4);
     p = s.mul_add(p, r, s.splat(1.398_2e-3));
     p = s.mul_add(p, r, s.splat(8.333_452e-3));
@@ -32,7 +41,7 @@ pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
     let r2 = s.mul(r, r);
     let e_r = s.add(s.mul_add(p, r2, r), s.splat(1.0));
     let y = s.mul(e_r, s.pow2i(n));
-    s.select_lt(x, s.splat(LOWEST), s.zero(), y)
+    s.select_lt(x, s.splat(EXP_LOWEST), s.zero(), y)
 }
 
 /// `e^x` for `x <= 0`, as softmax evaluates it (`x - max`), in about half
@@ -43,14 +52,7 @@ pub(crate) fn exp<S: Simd>(s: S, x: S::V) -> S::V {
 /// in f32; checked against f64 below).
 #[inline(always)]
 pub(crate) fn exp_nonpositive<S: Simd>(s: S, x: S::V) -> S::V {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const LOWEST: f32 = -87.336_55;
-    let clamped = s.max(x, s.splat(LOWEST));
-    let n = s.round(s.mul(clamped, s.splat(LOG2E)));
-    let r = s.mul_add(n, s.splat(-LN2_HI), clamped);
-    let r = s.mul_add(n, s.splat(-LN2_LO), r);
+    let (n, r) = exp_reduce(s, s.max(x, s.splat(EXP_LOWEST)));
     // 1 + r·(1 + r·(c2 + r·(c3 + r·(c4 + r·(c5 + r·c6)))))
     let mut p = s.splat(1.249_708_7e-3);
     p = s.mul_add(p, r, s.splat(8.319_945e-3));
