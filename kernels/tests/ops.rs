@@ -149,6 +149,8 @@ fn attention_every_isa() {
             (33, 3, 32),
             (128, 12, 32),
             (70, 6, 64),
+            // A head width with a tail past whole vectors.
+            (45, 2, 12),
             // Several key blocks and query tiles (online softmax rescaling).
             (129, 1, 16),
             (300, 2, 32),

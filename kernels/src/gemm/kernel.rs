@@ -95,6 +95,12 @@ pub(crate) struct TileOut {
     pub(crate) ld_residual: usize,
     /// Applied last.
     pub(crate) act: Option<Activation>,
+    /// Null, or `prefetch_lines` cache lines (64 bytes each) from here that
+    /// a later tile will read: fetched one per step of k while this one
+    /// computes. A hint only; never dereferenced.
+    pub(crate) prefetch: *const f32,
+    /// Cache lines to fetch from `prefetch`.
+    pub(crate) prefetch_lines: usize,
 }
 
 impl TileOut {
@@ -107,6 +113,8 @@ impl TileOut {
             residual: std::ptr::null(),
             ld_residual: 0,
             act: None,
+            prefetch: std::ptr::null(),
+            prefetch_lines: 0,
         }
     }
 }
@@ -144,16 +152,19 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     // (LLVM keeps this loop as written: 2 loads, 6 broadcasts and 12 FMAs on
     // AVX2, all accumulators in registers; a hand-unrolled version that went
     // through a closure spilled them.)
-    for p in 0..kc {
-        // SAFETY: p < kc and v·lanes < NR, within the kc·NR floats of b.
-        let bv: [S::V; NV] = std::array::from_fn(|v| unsafe { s.load(b.add(p * nr + v * lanes)) });
-        for (r, acc_row) in acc.iter_mut().enumerate() {
-            // SAFETY: p < kc and r < MR, within the kc·MR floats of a.
-            let ar = s.splat(unsafe { *a.add(p * MR + r) });
-            for (acc, bv) in acc_row.iter_mut().zip(bv) {
-                *acc = s.mul_add(ar, bv, *acc);
-            }
-        }
+    let lines = if out.prefetch.is_null() {
+        0
+    } else {
+        out.prefetch_lines.min(kc)
+    };
+    for p in 0..lines {
+        s.prefetch(out.prefetch.wrapping_add(p * super::pack::LINE));
+        // SAFETY: p < kc.
+        unsafe { k_step::<S, MR, NV>(s, &mut acc, a, b, p) };
+    }
+    for p in lines..kc {
+        // SAFETY: p < kc.
+        unsafe { k_step::<S, MR, NV>(s, &mut acc, a, b, p) };
     }
 
     // A full tile (the common case) takes an epilogue with constant trip
@@ -175,6 +186,31 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     } else {
         // SAFETY: the caller's guarantee.
         unsafe { finish::<S, MR, NV, false>(s, &acc, c, ldc, rows, cols, out) }
+    }
+}
+
+/// One step of k: `acc[r] += a[p][r] · b[p]` for every row r.
+///
+/// # Safety
+/// `p < kc`, with `a` and `b` as [`tile`] takes them.
+#[inline(always)]
+unsafe fn k_step<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
+    acc: &mut [[S::V; NV]; MR],
+    a: *const f32,
+    b: *const f32,
+    p: usize,
+) {
+    let lanes = S::LANES;
+    let nr = NV * lanes;
+    // SAFETY: p < kc and v·lanes < NR, within the kc·NR floats of b.
+    let bv: [S::V; NV] = std::array::from_fn(|v| unsafe { s.load(b.add(p * nr + v * lanes)) });
+    for (r, acc_row) in acc.iter_mut().enumerate() {
+        // SAFETY: p < kc and r < MR, within the kc·MR floats of a.
+        let ar = s.splat(unsafe { *a.add(p * MR + r) });
+        for (acc, bv) in acc_row.iter_mut().zip(bv) {
+            *acc = s.mul_add(ar, bv, *acc);
+        }
     }
 }
 

@@ -26,7 +26,7 @@ pub(crate) struct AlignedBuf {
 }
 
 /// Floats per 64-byte line.
-const LINE: usize = 16;
+pub(crate) const LINE: usize = 16;
 
 impl AlignedBuf {
     /// `len` zeros.

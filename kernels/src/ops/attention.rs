@@ -3,8 +3,8 @@
 
 use super::softmax;
 use crate::gemm::kernel::{Microkernel, TileOut};
-use crate::gemm::pack;
 use crate::gemm::with_microkernel;
+use crate::simd::{simd_dispatch, Simd};
 use crate::{Backend, Kernels};
 
 /// The shape of one sequence's attention.
@@ -307,7 +307,7 @@ unsafe fn head<K: Microkernel>(
         let tr = tq.min(rows - r0);
         let panels = tr.div_ceil(nr);
         // Qᵀ: element (p, j) = q[(r0 + j)·ld_q + p]; zero past the tile's queries.
-        pack::pack_b(queries, &q[r0 * ld_q..], d, tr, 1, ld_q, nr);
+        pack_queries(backend, queries, &q[r0 * ld_q..], ld_q, d, tr, nr);
         col_max.fill(f32::NEG_INFINITY);
         col_sum.fill(0.0);
         for (block, c0) in (0..len).step_by(kb_max).enumerate() {
@@ -372,13 +372,169 @@ unsafe fn head<K: Microkernel>(
                 }
             }
         }
-        for (i, &sum) in col_sum[..tr].iter().enumerate() {
-            let inv = if sum > 0.0 { 1.0 / sum } else { 0.0 };
-            for p in 0..d {
-                // SAFETY: the caller guarantees rows r0..r0+tr, columns 0..d
-                // of `out` are ours to write.
-                unsafe { *out.add((r0 + i) * ld_out + p) = out_t[p * tq + i] * inv };
+        // SAFETY: the caller guarantees rows r0..r0+tr, columns 0..d of
+        // `out` are ours to write.
+        unsafe {
+            store_output(
+                backend,
+                out.add(r0 * ld_out),
+                ld_out,
+                out_t,
+                tq,
+                d,
+                tr,
+                col_sum,
+            )
+        };
+    }
+}
+
+/// Packs `Qᵀ` for `n` queries (`q: [n, d]`, row stride `ld_q`) into the
+/// packed-B layout of `nr`-query panels (`[d][nr]` each, queries past `n`
+/// zero), a `LANES x LANES` block at a time through
+/// [`Simd::transpose_block`].
+///
+/// # Panics
+/// If `q` or `dst` is too short, or `nr` is not a multiple of `LANES`.
+#[inline(always)]
+fn pack_queries_generic<S: Simd>(
+    s: S,
+    dst: &mut [f32],
+    q: &[f32],
+    ld_q: usize,
+    d: usize,
+    n: usize,
+    nr: usize,
+) {
+    let l = S::LANES;
+    assert!(nr.is_multiple_of(l), "pack_queries: panel width");
+    assert!(
+        n == 0 || q.len() >= (n - 1) * ld_q + d,
+        "pack_queries: q too short"
+    );
+    let panels = n.div_ceil(nr);
+    let dst = &mut dst[..panels * d * nr];
+    let whole_d = d / l * l;
+    for (j, panel) in dst.chunks_exact_mut(d * nr).enumerate() {
+        for c0 in (0..nr).step_by(l) {
+            let q0 = j * nr + c0;
+            if q0 + l <= n {
+                for p0 in (0..whole_d).step_by(l) {
+                    // SAFETY: rows q0..q0 + l < n and columns p0..p0 + l <= d
+                    // of q (asserted long enough); steps p0..p0 + l, columns
+                    // c0..c0 + l <= nr of the panel.
+                    unsafe {
+                        s.transpose_block(
+                            q.as_ptr().add(q0 * ld_q + p0),
+                            ld_q,
+                            panel.as_mut_ptr().add(p0 * nr + c0),
+                            nr,
+                        )
+                    };
+                }
+                for p in whole_d..d {
+                    for c in 0..l {
+                        panel[p * nr + c0 + c] = q[(q0 + c) * ld_q + p];
+                    }
+                }
+            } else {
+                for p in 0..d {
+                    for c in 0..l {
+                        panel[p * nr + c0 + c] = if q0 + c < n {
+                            q[(q0 + c) * ld_q + p]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
             }
         }
     }
+}
+
+simd_dispatch! {
+    fn pack_queries(dst: &mut [f32], q: &[f32], ld_q: usize, d: usize, n: usize, nr: usize) = pack_queries_generic;
+}
+
+/// The end of a query tile: `out[i·ld_out + p] = out_t[p·tq + i] / sums[i]`
+/// for `i < n`, `p < d` (0 where a sum is 0), through
+/// [`Simd::transpose_block`]. `sums` is overwritten with the reciprocals.
+///
+/// # Safety
+/// `out` is valid for writes of rows `0..n`, columns `0..d` at row stride
+/// `ld_out`, and nothing else accesses them meanwhile.
+///
+/// # Panics
+/// If `out_t` (`d x tq`) or `sums` is too short, or `n > tq`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn store_output_generic<S: Simd>(
+    s: S,
+    out: *mut f32,
+    ld_out: usize,
+    out_t: &mut [f32],
+    tq: usize,
+    d: usize,
+    n: usize,
+    sums: &mut [f32],
+) {
+    let l = S::LANES;
+    assert!(
+        n <= tq && out_t.len() >= d * tq && sums.len() >= n,
+        "store_output: shapes"
+    );
+    for sum in &mut sums[..n] {
+        *sum = if *sum > 0.0 { 1.0 / *sum } else { 0.0 };
+    }
+    let whole_n = n / l * l;
+    let whole_d = d / l * l;
+    // Scale the columns of Oᵀ, a vector at a time, then transpose whole blocks.
+    for row in out_t[..d * tq].chunks_exact_mut(tq) {
+        for i0 in (0..whole_n).step_by(l) {
+            // SAFETY: i0 + l <= n <= tq: inside the row and inside `sums`.
+            unsafe {
+                let v = s.mul(s.load(row.as_ptr().add(i0)), s.load(sums.as_ptr().add(i0)));
+                s.store(row.as_mut_ptr().add(i0), v);
+            }
+        }
+    }
+    for i0 in (0..whole_n).step_by(l) {
+        for p0 in (0..whole_d).step_by(l) {
+            // SAFETY: rows p0..p0 + l <= d, columns i0..i0 + l <= n of Oᵀ;
+            // rows i0..i0 + l, columns p0..p0 + l of `out` (the caller's
+            // guarantee).
+            unsafe {
+                s.transpose_block(
+                    out_t.as_ptr().add(p0 * tq + i0),
+                    tq,
+                    out.add(i0 * ld_out + p0),
+                    ld_out,
+                )
+            };
+        }
+        for i in i0..i0 + l {
+            for p in whole_d..d {
+                // SAFETY: as above (already scaled).
+                unsafe { *out.add(i * ld_out + p) = out_t[p * tq + i] };
+            }
+        }
+    }
+    for i in whole_n..n {
+        for p in 0..d {
+            // SAFETY: as above; these columns of Oᵀ are not scaled yet.
+            unsafe { *out.add(i * ld_out + p) = out_t[p * tq + i] * sums[i] };
+        }
+    }
+}
+
+simd_dispatch! {
+    unsafe fn store_output(
+        out: *mut f32,
+        ld_out: usize,
+        out_t: &mut [f32],
+        tq: usize,
+        d: usize,
+        n: usize,
+        sums: &mut [f32],
+    ) = store_output_generic;
 }

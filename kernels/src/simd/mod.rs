@@ -84,6 +84,23 @@ pub(crate) unsafe trait Simd: Copy + Send + Sync + 'static {
     /// `p..p + n` must be writable; nothing past it is touched.
     unsafe fn store_partial(self, p: *mut f32, n: usize, v: Self::V);
 
+    /// Copies the `LANES x LANES` block at `src` (row stride `lds`) to `dst`
+    /// (row stride `ldd`) transposed: `dst[j·ldd + i] = src[i·lds + j]`.
+    /// The default moves one float at a time; an ISA with lane shuffles
+    /// overrides it with a register transpose.
+    ///
+    /// # Safety
+    /// Both blocks are valid (`src` for reads, `dst` for writes) and do not overlap.
+    #[inline(always)]
+    unsafe fn transpose_block(self, src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+        for i in 0..Self::LANES {
+            for j in 0..Self::LANES {
+                // SAFETY: i, j < LANES: inside both blocks (the caller's guarantee).
+                unsafe { *dst.add(j * ldd + i) = *src.add(i * lds + j) };
+            }
+        }
+    }
+
     /// Hints that the cache line holding `p` will be read soon. `p` need not
     /// be valid: a prefetch never faults. The default does nothing.
     #[inline(always)]
@@ -133,17 +150,28 @@ pub(crate) unsafe trait Simd: Copy + Send + Sync + 'static {
 ///
 /// Each arm wraps the generic function in a `#[target_feature]` function so
 /// the `#[inline(always)]` vector methods inline into code built for that ISA;
-/// the token in the backend is the proof that calling it is sound.
+/// the token in the backend is the proof that calling it is sound. An
+/// `unsafe fn` dispatches to an `unsafe` generic function and passes its
+/// caller's obligations on.
 macro_rules! simd_dispatch {
     ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $generic:ident;) => {
+        $crate::simd::simd_dispatch!(@ [] $(#[$meta])* $vis $name($($arg: $ty),*) $(-> $ret)? = $generic);
+    };
+    ($(#[$meta:meta])* $vis:vis unsafe fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? = $generic:ident;) => {
+        $crate::simd::simd_dispatch!(@ [unsafe] $(#[$meta])* $vis $name($($arg: $ty),*) $(-> $ret)? = $generic);
+    };
+    (@ [$($unsafe:tt)?] $(#[$meta:meta])* $vis:vis $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? = $generic:ident) => {
         $(#[$meta])*
-        $vis fn $name(backend: $crate::Backend, $($arg: $ty),*) $(-> $ret)? {
+        #[allow(clippy::too_many_arguments)]
+        $vis $($unsafe)? fn $name(backend: $crate::Backend, $($arg: $ty),*) $(-> $ret)? {
             match backend {
                 #[cfg(target_arch = "x86_64")]
                 $crate::Backend::Avx512(token) => {
                     #[target_feature(enable = "avx512f,avx2,fma")]
-                    fn avx512(token: $crate::isa::Avx512Token, $($arg: $ty),*) $(-> $ret)? {
-                        $generic(token, $($arg),*)
+                    #[allow(clippy::too_many_arguments)]
+                    $($unsafe)? fn avx512(token: $crate::isa::Avx512Token, $($arg: $ty),*) $(-> $ret)? {
+                        // SAFETY (unsafe fn): the caller took on the generic function's contract.
+                        $($unsafe)? { $generic(token, $($arg),*) }
                     }
                     // SAFETY: the token proves this CPU has avx512f, avx2 and fma.
                     unsafe { avx512(token, $($arg),*) }
@@ -151,8 +179,10 @@ macro_rules! simd_dispatch {
                 #[cfg(target_arch = "x86_64")]
                 $crate::Backend::Avx2(token) => {
                     #[target_feature(enable = "avx2,fma")]
-                    fn avx2(token: $crate::isa::Avx2Token, $($arg: $ty),*) $(-> $ret)? {
-                        $generic(token, $($arg),*)
+                    #[allow(clippy::too_many_arguments)]
+                    $($unsafe)? fn avx2(token: $crate::isa::Avx2Token, $($arg: $ty),*) $(-> $ret)? {
+                        // SAFETY (unsafe fn): as above.
+                        $($unsafe)? { $generic(token, $($arg),*) }
                     }
                     // SAFETY: the token proves this CPU has avx2 and fma.
                     unsafe { avx2(token, $($arg),*) }
@@ -160,13 +190,16 @@ macro_rules! simd_dispatch {
                 #[cfg(target_arch = "aarch64")]
                 $crate::Backend::Neon(token) => {
                     #[target_feature(enable = "neon")]
-                    fn neon(token: $crate::isa::NeonToken, $($arg: $ty),*) $(-> $ret)? {
-                        $generic(token, $($arg),*)
+                    #[allow(clippy::too_many_arguments)]
+                    $($unsafe)? fn neon(token: $crate::isa::NeonToken, $($arg: $ty),*) $(-> $ret)? {
+                        // SAFETY (unsafe fn): as above.
+                        $($unsafe)? { $generic(token, $($arg),*) }
                     }
                     // SAFETY: the token proves this CPU has neon.
                     unsafe { neon(token, $($arg),*) }
                 }
-                $crate::Backend::Portable => $generic($crate::simd::portable::Portable, $($arg),*),
+                // SAFETY (unsafe fn): as above.
+                $crate::Backend::Portable => $($unsafe)? { $generic($crate::simd::portable::Portable, $($arg),*) },
             }
         }
     };
@@ -177,4 +210,44 @@ pub(crate) use simd_dispatch;
 #[inline(always)]
 pub(crate) fn lanes_of<S: Simd>(_: S) -> usize {
     S::LANES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Simd;
+
+    /// `transpose_block` of one ISA against the definition, between padded
+    /// row strides.
+    fn check_transpose<S: Simd>(s: S) {
+        let l = S::LANES;
+        let (lds, ldd) = (l + 3, l + 5);
+        let src: Vec<f32> = (0..l * lds).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0f32; l * ldd];
+        // SAFETY: both buffers hold LANES rows at their strides.
+        unsafe { s.transpose_block(src.as_ptr(), lds, dst.as_mut_ptr(), ldd) };
+        for i in 0..l {
+            for j in 0..ldd {
+                let want = if j < l { src[j * lds + i] } else { -1.0 };
+                assert_eq!(dst[i * ldd + j], want, "dst[{i}][{j}]");
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_block_every_isa() {
+        check_transpose(super::portable::Portable);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if let Some(token) = crate::isa::Avx2Token::detect() {
+                check_transpose(token);
+            }
+            if let Some(token) = crate::isa::Avx512Token::detect() {
+                check_transpose(token);
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if let Some(token) = crate::isa::NeonToken::detect() {
+            check_transpose(token);
+        }
+    }
 }
