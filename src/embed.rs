@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::config::tokenizer_max_length;
 use crate::error::{read, Error, Result};
 use crate::model::{Bert, Scratch};
-use crate::{pack, weights, ModelFolder, Truncation, DEFAULT_TOKEN_BUDGET};
+use crate::{load_encoder, pack, BertConfig, ModelFolder, Truncation, DEFAULT_TOKEN_BUDGET};
 
 /// How token vectors become one sentence vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,18 +67,18 @@ impl SentenceEmbedder {
             (None, Some(n)) => Some(n),
             (None, None) => tokenizer_max_length(&dir.join("tokenizer_config.json"))?,
         };
-        let folder = ModelFolder::open(dir, max_length, Truncation::LongestFirst).or_else(|e| {
-            match (e, max_length) {
-                // sentence_bert_config may say more than the positions allow; use what fits.
-                (Error::InvalidOption { .. }, Some(_)) => {
-                    ModelFolder::open(dir, None, Truncation::LongestFirst)
-                }
-                (e, _) => Err(e),
-            }
-        })?;
-        let kernels = crossenc_kernels::Kernels::detect()?;
-        let st = weights::SafetensorsFile::open(&dir.join("model.safetensors"))?;
-        let bert = Bert::load(folder.config, kernels, &st.tensors()?, false)?;
+        let load = |config: &BertConfig| load_encoder(dir, config);
+        let (folder, bert) =
+            ModelFolder::open_with(dir, max_length, Truncation::LongestFirst, load).or_else(
+                |e| match (e, max_length) {
+                    // sentence_bert_config may say more than the positions allow
+                    // (an error of the config step, before any loading); use what fits.
+                    (Error::InvalidOption { .. }, Some(_)) => {
+                        ModelFolder::open_with(dir, None, Truncation::LongestFirst, load)
+                    }
+                    (e, _) => Err(e),
+                },
+            )?;
         // As for `CrossEncoder`: pool threads size their packing buffers now.
         rayon::broadcast(|_| crossenc_kernels::gemm::reserve_thread_buffers());
         Ok(SentenceEmbedder {

@@ -547,10 +547,10 @@ impl Encoder {
     /// Loads the model folder `dir`; `max_length` as in [`CrossEncoderBuilder::max_length`].
     pub fn from_dir(dir: impl AsRef<Path>, max_length: Option<usize>) -> Result<Encoder> {
         let dir = dir.as_ref();
-        let folder = ModelFolder::open(dir, max_length, Truncation::LongestFirst)?;
-        let kernels = Kernels::detect()?;
-        let st = weights::SafetensorsFile::open(&dir.join("model.safetensors"))?;
-        let bert = Bert::load(folder.config, kernels, &st.tensors()?, false)?;
+        let (folder, bert) =
+            ModelFolder::open_with(dir, max_length, Truncation::LongestFirst, |config| {
+                load_encoder(dir, config)
+            })?;
         Ok(Encoder {
             bert,
             tokenizer: folder.tokenizer,
@@ -615,24 +615,15 @@ pub(crate) struct ModelFolder {
     pub(crate) max_length: usize,
 }
 
-impl ModelFolder {
-    pub(crate) fn open(
-        dir: &Path,
-        max_length: Option<usize>,
-        truncation: Truncation,
-    ) -> Result<ModelFolder> {
-        let (config, max_length) = ModelFolder::config(dir, max_length)?;
-        Ok(ModelFolder {
-            config,
-            tokenizer: PairTokenizer::from_file(
-                &dir.join("tokenizer.json"),
-                max_length,
-                truncation,
-            )?,
-            max_length,
-        })
-    }
+/// The encoder in `dir`'s `model.safetensors` (no classification head), for
+/// [`ModelFolder::open_with`].
+pub(crate) fn load_encoder(dir: &Path, config: &BertConfig) -> Result<Bert> {
+    let kernels = Kernels::detect()?;
+    let st = weights::SafetensorsFile::open(&dir.join("model.safetensors"))?;
+    Bert::load(config.clone(), kernels, &st.tensors()?, false)
+}
 
+impl ModelFolder {
     /// The folder's config and the max length `max_length` resolves to.
     fn config(dir: &Path, max_length: Option<usize>) -> Result<(BertConfig, usize)> {
         if !dir.is_dir() {
@@ -664,8 +655,9 @@ impl ModelFolder {
         Ok((config, max_length))
     }
 
-    /// [`ModelFolder::open`] and `load(config)` at once: the tokenizer is
-    /// parsed on a second thread while `load` reads the weights on this one
+    /// Reads the config, parses the tokenizer and runs `load(config)` (the
+    /// weights): the tokenizer is parsed on a second thread while `load`
+    /// reads the weights on this one
     /// (on a cold start the two are ~20% and ~60% of the time). Errors come
     /// in the order a sequential load would meet them: config, tokenizer,
     /// then `load`'s.
