@@ -266,6 +266,7 @@ unsafe fn task<K: Microkernel>(kernel: K, pb: &Problem, rows: Range<usize>, pane
                                 act: if last { pb.act } else { None },
                                 prefetch,
                                 prefetch_lines,
+                                prefetch_c: true,
                             };
                             // SAFETY: the A micro-panel at ir·kc and the B
                             // micro-panel at b hold kc·MR and kc·NR floats; the

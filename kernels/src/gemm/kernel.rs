@@ -101,6 +101,10 @@ pub(crate) struct TileOut {
     pub(crate) prefetch: *const f32,
     /// Cache lines to fetch from `prefetch`.
     pub(crate) prefetch_lines: usize,
+    /// Whether C may be far from L1, so that its rows are worth fetching
+    /// before the K loop (a GEMM's output; not attention's scores and
+    /// partial output, which stay in L1).
+    pub(crate) prefetch_c: bool,
 }
 
 impl TileOut {
@@ -115,6 +119,7 @@ impl TileOut {
             act: None,
             prefetch: std::ptr::null(),
             prefetch_lines: 0,
+            prefetch_c: false,
         }
     }
 }
@@ -143,7 +148,10 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     // bigger than L2, and a tile that waits on 2·MR cache misses stalls both
     // FMA pipes; the residual (the layer's input) was last read a whole GEMM
     // ago, and profiled on MiniLM its load missed for ~5% of tile time.
-    prefetch_rows(s, c, ldc, MR.min(rows), nr);
+    // (Attention's tiles are in L1 and skip this: `prefetch_c`.)
+    if out.prefetch_c {
+        prefetch_rows(s, c, ldc, MR.min(rows), nr);
+    }
     if !out.residual.is_null() {
         prefetch_rows(s, out.residual, out.ld_residual, MR.min(rows), nr);
     }
