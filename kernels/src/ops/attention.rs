@@ -412,6 +412,9 @@ fn pack_queries_generic<S: Simd>(
         n == 0 || q.len() >= (n - 1) * ld_q + d,
         "pack_queries: q too short"
     );
+    if n == 0 || d == 0 {
+        return;
+    }
     let panels = n.div_ceil(nr);
     let dst = &mut dst[..panels * d * nr];
     let whole_d = d / l * l;
@@ -456,7 +459,7 @@ simd_dispatch! {
     fn pack_queries(dst: &mut [f32], q: &[f32], ld_q: usize, d: usize, n: usize, nr: usize) = pack_queries_generic;
 }
 
-/// The end of a query tile: `out[i·ld_out + p] = out_t[p·tq + i] / sums[i]`
+/// The end of a query tile: `out[i·ld_out + p] = out_t[p·tq + i] · (1 / sums[i])`
 /// for `i < n`, `p < d` (0 where a sum is 0), through
 /// [`Simd::transpose_block`]. `sums` is overwritten with the reciprocals.
 ///
