@@ -14,6 +14,49 @@ macro_rules! proven {
     }};
 }
 
+/// The 8 x 8 transpose of `rows` in registers: lane `i` of column `c` is
+/// lane `c` of row `i`. Shared by [`Simd::transpose_block`] and the AVX2
+/// A packer. Written out rather than with array closures, which are
+/// compiled without the caller's target features.
+#[inline(always)]
+pub(crate) fn transpose8(token: Avx2Token, rows: [__m256; 8]) -> [__m256; 8] {
+    let _ = token;
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+    // SAFETY: the token proves AVX.
+    unsafe {
+        // Lane pairs: t0 = r00 r10 r01 r11 | r04 r14 r05 r15, ...
+        let t0 = _mm256_unpacklo_ps(r0, r1);
+        let t1 = _mm256_unpackhi_ps(r0, r1);
+        let t2 = _mm256_unpacklo_ps(r2, r3);
+        let t3 = _mm256_unpackhi_ps(r2, r3);
+        let t4 = _mm256_unpacklo_ps(r4, r5);
+        let t5 = _mm256_unpackhi_ps(r4, r5);
+        let t6 = _mm256_unpacklo_ps(r6, r7);
+        let t7 = _mm256_unpackhi_ps(r6, r7);
+        // Quads: u_c holds column c of rows 0..4 in its low half and column
+        // c + 4 in its high half; v_c the same for rows 4..8.
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let v0 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let v1 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let v2 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let v3 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        // Halves.
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, v0),
+            _mm256_permute2f128_ps::<0x20>(u1, v1),
+            _mm256_permute2f128_ps::<0x20>(u2, v2),
+            _mm256_permute2f128_ps::<0x20>(u3, v3),
+            _mm256_permute2f128_ps::<0x31>(u0, v0),
+            _mm256_permute2f128_ps::<0x31>(u1, v1),
+            _mm256_permute2f128_ps::<0x31>(u2, v2),
+            _mm256_permute2f128_ps::<0x31>(u3, v3),
+        ]
+    }
+}
+
 // SAFETY: an `Avx2Token` exists only when the CPU has AVX2 and FMA, the only
 // features these methods use.
 unsafe impl Simd for Avx2Token {
@@ -106,46 +149,21 @@ unsafe impl Simd for Avx2Token {
 
     #[inline(always)]
     unsafe fn transpose_block(self, src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
-        // Written out, not with array closures: a closure is compiled without
-        // the caller's target features, and its intrinsics become calls.
         // SAFETY: the token proves AVX; the caller guarantees both 8 x 8 blocks.
         unsafe {
-            let r0 = _mm256_loadu_ps(src);
-            let r1 = _mm256_loadu_ps(src.add(lds));
-            let r2 = _mm256_loadu_ps(src.add(2 * lds));
-            let r3 = _mm256_loadu_ps(src.add(3 * lds));
-            let r4 = _mm256_loadu_ps(src.add(4 * lds));
-            let r5 = _mm256_loadu_ps(src.add(5 * lds));
-            let r6 = _mm256_loadu_ps(src.add(6 * lds));
-            let r7 = _mm256_loadu_ps(src.add(7 * lds));
-            // Lane pairs: t0 = r00 r10 r01 r11 | r04 r14 r05 r15, ...
-            let t0 = _mm256_unpacklo_ps(r0, r1);
-            let t1 = _mm256_unpackhi_ps(r0, r1);
-            let t2 = _mm256_unpacklo_ps(r2, r3);
-            let t3 = _mm256_unpackhi_ps(r2, r3);
-            let t4 = _mm256_unpacklo_ps(r4, r5);
-            let t5 = _mm256_unpackhi_ps(r4, r5);
-            let t6 = _mm256_unpacklo_ps(r6, r7);
-            let t7 = _mm256_unpackhi_ps(r6, r7);
-            // Quads: u_c holds column c of rows 0..4 in its low half and
-            // column c + 4 in its high half; v_c the same for rows 4..8.
-            let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let v0 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let v1 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let v2 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let v3 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            // Halves.
-            _mm256_storeu_ps(dst, _mm256_permute2f128_ps::<0x20>(u0, v0));
-            _mm256_storeu_ps(dst.add(ldd), _mm256_permute2f128_ps::<0x20>(u1, v1));
-            _mm256_storeu_ps(dst.add(2 * ldd), _mm256_permute2f128_ps::<0x20>(u2, v2));
-            _mm256_storeu_ps(dst.add(3 * ldd), _mm256_permute2f128_ps::<0x20>(u3, v3));
-            _mm256_storeu_ps(dst.add(4 * ldd), _mm256_permute2f128_ps::<0x31>(u0, v0));
-            _mm256_storeu_ps(dst.add(5 * ldd), _mm256_permute2f128_ps::<0x31>(u1, v1));
-            _mm256_storeu_ps(dst.add(6 * ldd), _mm256_permute2f128_ps::<0x31>(u2, v2));
-            _mm256_storeu_ps(dst.add(7 * ldd), _mm256_permute2f128_ps::<0x31>(u3, v3));
+            let rows = [
+                _mm256_loadu_ps(src),
+                _mm256_loadu_ps(src.add(lds)),
+                _mm256_loadu_ps(src.add(2 * lds)),
+                _mm256_loadu_ps(src.add(3 * lds)),
+                _mm256_loadu_ps(src.add(4 * lds)),
+                _mm256_loadu_ps(src.add(5 * lds)),
+                _mm256_loadu_ps(src.add(6 * lds)),
+                _mm256_loadu_ps(src.add(7 * lds)),
+            ];
+            for (c, column) in transpose8(self, rows).into_iter().enumerate() {
+                _mm256_storeu_ps(dst.add(c * ldd), column);
+            }
         }
     }
 

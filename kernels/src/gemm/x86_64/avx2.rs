@@ -12,6 +12,7 @@ use std::arch::x86_64::*;
 use crate::gemm::kernel::simd_microkernel;
 use crate::gemm::pack;
 use crate::isa::Avx2Token;
+use crate::simd::x86_64::transpose8;
 
 simd_microkernel! {
     /// AVX2 + FMA, 6 x 16.
@@ -20,15 +21,15 @@ simd_microkernel! {
 
 /// [`pack::pack_a`] for 6-row micro-panels, with whole panels of row-major A
 /// moved 8 steps of k at a time: 6 row loads, an 8 x 8 register transpose
-/// (rows 6 and 7 zero) and 8 stores, where the generic packer moves one
-/// float at a time. Profiled on MiniLM, packing A was ~6% of the run.
+/// ([`transpose8`], rows 6 and 7 zero) and 8 stores, where the generic
+/// packer moves one float at a time. Profiled on MiniLM, packing A was ~6% of the run.
 /// Transposed A (unit row stride) moves a step of k per load and store.
 ///
 /// # Safety
 /// As [`pack::pack_a`].
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pack_a(
-    _: Avx2Token,
+    token: Avx2Token,
     dst: *mut f32,
     a: *const f32,
     rsa: usize,
@@ -89,32 +90,10 @@ unsafe fn pack_a(
                         _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(p0).cast());
                     }
                 }
+                // Rows 6 and 7 of the 8 x 8 transpose are zero: out[p] lane
+                // i = A[i0 + i][p0 + p].
                 let r: [__m256; MR] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(p0)));
-                // Lane pairs, then quads, then halves: out[p] lane i = r[i][p0 + p].
-                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                let s4 = _mm256_shuffle_ps::<0x44>(t4, z);
-                let s5 = _mm256_shuffle_ps::<0xEE>(t4, z);
-                let s6 = _mm256_shuffle_ps::<0x44>(t5, z);
-                let s7 = _mm256_shuffle_ps::<0xEE>(t5, z);
-                let out = [
-                    _mm256_permute2f128_ps::<0x20>(s0, s4),
-                    _mm256_permute2f128_ps::<0x20>(s1, s5),
-                    _mm256_permute2f128_ps::<0x20>(s2, s6),
-                    _mm256_permute2f128_ps::<0x20>(s3, s7),
-                    _mm256_permute2f128_ps::<0x31>(s0, s4),
-                    _mm256_permute2f128_ps::<0x31>(s1, s5),
-                    _mm256_permute2f128_ps::<0x31>(s2, s6),
-                    _mm256_permute2f128_ps::<0x31>(s3, s7),
-                ];
+                let out = transpose8(token, [r[0], r[1], r[2], r[3], r[4], r[5], z, z]);
                 // Step p's 6 floats at (p0 + p)·MR; each store's 2 spare
                 // lanes land where the next one writes.
                 let d = panel.add(p0 * MR);
