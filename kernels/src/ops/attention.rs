@@ -301,7 +301,8 @@ unsafe fn head<K: Microkernel>(
         kernel.pack_a(packed_k.as_mut_ptr(), k.as_ptr(), ld_kv, 1, len, d);
         kernel.pack_a(packed_v.as_mut_ptr(), v.as_ptr(), 1, ld_kv, d, len);
     }
-    let scale = 1.0 / (d as f32).sqrt();
+    // Scores in base 2 for the softmax: 1/√d and log2 e in one multiply.
+    let scale = std::f32::consts::LOG2_E / (d as f32).sqrt();
     let kb_max = layout.key_block;
     for r0 in (0..rows).step_by(tq) {
         let tr = tq.min(rows - r0);
@@ -312,7 +313,8 @@ unsafe fn head<K: Microkernel>(
         col_sum.fill(0.0);
         for (block, c0) in (0..len).step_by(kb_max).enumerate() {
             let kb = kb_max.min(len - c0);
-            // Sᵀ[kb, tr] = scale · K[c0..c0+kb] · Qᵀ, one MR-key tile at a time.
+            // Sᵀ[kb, tr] = scale · K[c0..c0+kb] · Qᵀ (in base 2), one MR-key
+            // tile at a time.
             let qk = TileOut::plain(scale, 0.0);
             for t in 0..kb.div_ceil(mr) {
                 let keys = mr.min(kb - t * mr);

@@ -40,20 +40,21 @@ simd_dispatch! {
 }
 
 /// One block of an online softmax (Milakov & Gimelshein 2018; the core of
-/// FlashAttention), for every column of `block` at once: `block` is
+/// FlashAttention), for every column of `block` at once, in base 2: the
+/// scores come scaled by `log2 e` (folded into attention's `1/√d`), so
+/// `exp(x - max)` of the natural scores is `2^(x - max)` of these. `block` is
 /// `rows x width`, row-major (row stride `width`), and column `j` holds one
 /// query's scores against this block's `rows` keys. `max` and `sum` carry
-/// each column's running maximum and sum of `exp(x - max)` over the blocks
+/// each column's running maximum and sum of `2^(x - max)` over the blocks
 /// before this one (`-inf` and 0 at the start); after the last block,
-/// `block / sum` is the softmax. Replaces the block by `exp(block - new_max)`,
-/// updates both, and multiplies the
-/// first `out_rows` rows of `out` (`width` columns, row stride `ld_out`),
-/// the output accumulated from earlier blocks, by each column's
-/// `exp(old_max - new_max)`.
+/// `block / sum` is the softmax. Replaces the block by `2^(block - new_max)`,
+/// updates both, and multiplies the first `out_rows` rows of `out` (`width`
+/// columns, row stride `ld_out`), the output accumulated from earlier
+/// blocks, by each column's `2^(old_max - new_max)`.
 ///
 /// Down columns, every step is a whole-vector operation: no per-row call,
 /// no horizontal reduction. The scores are finite (true lengths, no mask),
-/// so `x - max <= 0` and [`math::exp_nonpositive`] serves.
+/// so `x - max <= 0` and [`math::exp2_nonpositive`] serves.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn softmax_columns_generic<S: Simd>(
@@ -81,12 +82,12 @@ fn softmax_columns_generic<S: Simd>(
             for r in 0..rows {
                 new_max = s.max(new_max, s.load_upto(block.as_ptr().add(r * width + c), n));
             }
-            // exp(-inf) = 0: the first block discards the (empty) past.
-            let correction = math::exp_nonpositive(s, s.sub(old_max, new_max));
+            // 2^-inf = 0: the first block discards the (empty) past.
+            let correction = math::exp2_nonpositive(s, s.sub(old_max, new_max));
             let mut block_sum = s.zero();
             for r in 0..rows {
                 let p = block.as_mut_ptr().add(r * width + c);
-                let e = math::exp_nonpositive(s, s.sub(s.load_upto(p, n), new_max));
+                let e = math::exp2_nonpositive(s, s.sub(s.load_upto(p, n), new_max));
                 s.store_upto(p, n, e);
                 block_sum = s.add(block_sum, e);
             }
