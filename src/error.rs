@@ -100,6 +100,12 @@ pub enum Error {
         /// Why the value was refused.
         message: String,
     },
+    /// A [`crate::PackedBatch`] whose parts do not fit together, or whose
+    /// sequences the model cannot read (empty, or longer than its positions).
+    InvalidBatch {
+        /// What is wrong, naming the sequence or entry.
+        message: String,
+    },
     /// A single-score call on a model with several labels.
     MultiLabel {
         /// The number of labels the model has.
@@ -167,6 +173,7 @@ impl std::fmt::Display for Error {
                 "the tokenizer produced token id {id}, but the model's vocabulary has {vocab_size} entries (tokenizer.json does not belong to this model?)"
             ),
             Error::InvalidOption { name, message } => write!(f, "option {name}: {message}"),
+            Error::InvalidBatch { message } => write!(f, "invalid batch: {message}"),
             Error::MultiLabel { num_labels } => write!(
                 f,
                 "the model has {num_labels} labels, so a pair has no single score (use predict_all for every label's score)"

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use tokenizers::{
-    EncodeInput, Encoding, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
+    EncodeInput, Encoding, PostProcessor, Tokenizer, TruncationDirection, TruncationParams,
+    TruncationStrategy,
 };
 
 use crate::error::{Error, Result};
@@ -35,8 +36,20 @@ pub struct EncodedPair {
 /// A tokenizer set up for one max length and truncation mode.
 pub(crate) struct PairTokenizer {
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation, to cut long documents into
+    /// windows; only when windows are asked for (it is a second copy of the
+    /// vocabulary).
+    untruncated: Option<Tokenizer>,
     truncation: Truncation,
     max_length: usize,
+}
+
+/// How a document too long for one pair is cut into windows (see
+/// [`PairTokenizer::encode_windows`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Windowing {
+    /// Document tokens between the starts of two windows; `None`: half a window.
+    pub(crate) stride: Option<usize>,
 }
 
 impl PairTokenizer {
@@ -44,6 +57,7 @@ impl PairTokenizer {
         path: &Path,
         max_length: usize,
         truncation: Truncation,
+        windows: bool,
     ) -> Result<PairTokenizer> {
         if !path.exists() {
             return Err(Error::MissingFile {
@@ -57,6 +71,8 @@ impl PairTokenizer {
             Truncation::LongestFirst => TruncationStrategy::LongestFirst,
             Truncation::OnlySecond => TruncationStrategy::OnlySecond,
         };
+        tokenizer.with_padding(None);
+        let untruncated = windows.then(|| tokenizer.clone());
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length,
@@ -67,9 +83,9 @@ impl PairTokenizer {
             .map_err(|e| Error::Tokenizer {
                 message: format!("cannot truncate to {max_length} tokens: {e}"),
             })?;
-        tokenizer.with_padding(None);
         Ok(PairTokenizer {
             tokenizer,
+            untruncated,
             truncation,
             max_length,
         })
@@ -93,16 +109,85 @@ impl PairTokenizer {
             .collect()
     }
 
-    /// Encodes single texts (`[CLS] text [SEP]`) in parallel.
+    /// Encodes single texts (`[CLS] text [SEP]`) in parallel; `first` as in
+    /// [`PairTokenizer::encode_pairs`].
     pub(crate) fn encode_texts<T: AsRef<str> + Sync>(
         &self,
         texts: &[T],
+        first: usize,
     ) -> Result<Vec<EncodedPair>> {
         texts
             .par_iter()
             .enumerate()
-            .map(|(i, t)| self.encode(t.as_ref().into(), i))
+            .map(|(i, t)| self.encode(t.as_ref().into(), first + i))
             .collect()
+    }
+
+    /// One pair as one or more windows over its document.
+    ///
+    /// A pair that fits untruncated is one window, the plain pair. Otherwise:
+    /// Q = the query's tokens (no special tokens) cut to `max_length / 2`;
+    /// W = `max_length - len(Q) - `the special tokens of a pair (3 for BERT,
+    /// 4 for XLM-R) document tokens per window; D = the document's tokens.
+    /// Window k covers `D[k·S, k·S + W)`, S the stride (default `W / 2`, at
+    /// least 1), for k = 0, 1, ... while `k·S < len(D)`, ending with the first
+    /// window that reaches the end of D. Each window is the model's own pair
+    /// template around (Q, window), so token types are as for any pair.
+    /// `truncated` is set on the windows when the query was cut.
+    pub(crate) fn encode_windows(
+        &self,
+        query: &str,
+        document: &str,
+        windowing: Windowing,
+        index: usize,
+    ) -> Result<Vec<EncodedPair>> {
+        let plain = self.encode((query, document).into(), index)?;
+        if !plain.truncated {
+            return Ok(vec![plain]);
+        }
+        let tokenizer = self
+            .untruncated
+            .as_ref()
+            .expect("windows asked for at load");
+        let tokenizer_error = |e: tokenizers::Error| Error::Tokenizer {
+            message: format!("input {index}: {e}"),
+        };
+        let query = tokenizer.encode(query, false).map_err(tokenizer_error)?;
+        let document = tokenizer.encode(document, false).map_err(tokenizer_error)?;
+        let special = tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(true));
+        let q = &query.get_ids()[..query.len().min(self.max_length / 2)];
+        let width = self.max_length.saturating_sub(q.len() + special);
+        if width == 0 {
+            return Err(Error::InvalidOption {
+                name: "max_length",
+                message: format!(
+                    "{} tokens leave no room for a document window next to a {}-token query and {special} special tokens",
+                    self.max_length,
+                    q.len()
+                ),
+            });
+        }
+        let stride = windowing.stride.unwrap_or(width / 2).max(1);
+        let d = document.get_ids();
+        let mut windows = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + width).min(d.len());
+            let pair = tokenizer
+                .post_process(bare(q), Some(bare(&d[start..end])), true)
+                .map_err(tokenizer_error)?;
+            windows.push(EncodedPair {
+                input_ids: pair.get_ids().to_vec(),
+                token_type_ids: pair.get_type_ids().to_vec(),
+                truncated: q.len() < query.len(),
+            });
+            start += stride;
+            if end == d.len() || start >= d.len() {
+                return Ok(windows);
+            }
+        }
     }
 
     fn encode(&self, input: EncodeInput<'_>, index: usize) -> Result<EncodedPair> {
@@ -135,4 +220,21 @@ impl PairTokenizer {
             token_type_ids: encoding.get_type_ids().to_vec(),
         })
     }
+}
+
+/// An encoding of bare token ids, for the post-processor to put the model's
+/// special tokens around.
+fn bare(ids: &[u32]) -> Encoding {
+    let n = ids.len();
+    Encoding::new(
+        ids.to_vec(),
+        vec![0; n],
+        vec![String::new(); n],
+        vec![None; n],
+        vec![(0, 0); n],
+        vec![0; n],
+        vec![1; n],
+        Vec::new(),
+        Default::default(),
+    )
 }

@@ -60,9 +60,9 @@ fn repeated_forward_allocates_nothing() {
         let mut big = PackedBatch::new();
         let mut small = PackedBatch::new();
         for (i, e) in encoded.iter().enumerate() {
-            big.push(&e.input_ids, &e.token_type_ids);
+            big.push(&e.input_ids, &e.token_type_ids).unwrap();
             if i % 3 == 0 {
-                small.push(&e.input_ids, &e.token_type_ids);
+                small.push(&e.input_ids, &e.token_type_ids).unwrap();
             }
         }
         let mut scratch = Scratch::new();

@@ -24,7 +24,7 @@ fn crossenc_isa_forces_and_refuses() {
             }
             Err(err) => {
                 assert!(!isa.available());
-                println!("skipped: {isa} not available on this CPU ({err})");
+                eprintln!("skipped: {isa} not available on this CPU ({err})");
             }
         }
     }

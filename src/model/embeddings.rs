@@ -3,7 +3,8 @@
 use crossenc_kernels::Kernels;
 use rayon::prelude::*;
 
-use super::{LayerNorm, PackedBatch};
+use super::batch::PackedBatch;
+use super::linear::LayerNorm;
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::weights::{Table, Weights};
@@ -62,10 +63,11 @@ impl BertEmbeddings {
                 for (r, row) in rows.chunks_exact_mut(h).enumerate() {
                     let t = first + r;
                     // Position within the token's own sequence.
-                    let seq = batch.starts.partition_point(|&start| start <= t) - 1;
-                    let position = self.position_offset + t - batch.starts[seq];
-                    let word = batch.input_ids[t] as usize;
-                    let kind = batch.token_type_ids[t] as usize;
+                    let starts = batch.starts();
+                    let seq = starts.partition_point(|&start| start <= t) - 1;
+                    let position = self.position_offset + t - starts[seq];
+                    let word = batch.input_ids()[t] as usize;
+                    let kind = batch.token_type_ids()[t] as usize;
                     let w = &word_embeddings[word * h..(word + 1) * h];
                     let p = &self.position_embeddings[position * h..(position + 1) * h];
                     let y = &self.token_type_embeddings[kind * h..(kind + 1) * h];

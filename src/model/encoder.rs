@@ -4,17 +4,23 @@
 use crossenc_kernels::{HeadAttention, Kernels};
 use rayon::prelude::*;
 
-use super::{gather_rows, layer_norm_rows, LayerNorm, Linear, PackedBatch, Scratch};
+use super::batch::{gather_rows, PackedBatch, Scratch};
+use super::linear::{layer_norm_rows, LayerNorm, Linear};
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::weights::Weights;
 
+/// `attention.self.{query,key,value}`, packed for the rows the layer computes.
+enum Qkv {
+    /// Fused into one `[hidden] -> [3·hidden]` product: every row needs all three.
+    Fused(Linear),
+    /// `query` apart from `{key,value}` (`[hidden] -> [2·hidden]`): the last
+    /// layer of a classifier projects queries for the `[CLS]` rows only.
+    Split { query: Linear, key_value: Linear },
+}
+
 pub(crate) struct BertLayer {
-    /// `attention.self.{query,key,value}` fused: `[hidden] -> [3·hidden]`.
-    qkv: Linear,
-    /// The last layer also keeps `query` and `{key,value}` apart, to project
-    /// queries for the `[CLS]` rows only.
-    split: Option<(Linear, Linear)>,
+    qkv: Qkv,
     /// `attention.output.dense`
     attention_output: Linear,
     /// `attention.output.LayerNorm`
@@ -34,21 +40,21 @@ impl BertLayer {
         w: &Weights<'_>,
         p: &str,
         i: usize,
+        split_query: bool,
     ) -> Result<BertLayer> {
         let (h, f, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
         let l = format!("encoder.layer.{i}");
         let [q, key, v] = ["query", "key", "value"].map(|n| format!("{l}.attention.self.{n}"));
-        let split = if i + 1 == c.num_hidden_layers {
-            Some((
-                Linear::load(k, w, p, &q, h, h)?,
-                Linear::load_fused(k, w, p, &[&key, &v], h, h)?,
-            ))
+        let qkv = if split_query {
+            Qkv::Split {
+                query: Linear::load(k, w, p, &q, h, h)?,
+                key_value: Linear::load_fused(k, w, p, &[&key, &v], h, h)?,
+            }
         } else {
-            None
+            Qkv::Fused(Linear::load_fused(k, w, p, &[&q, &key, &v], h, h)?)
         };
         Ok(BertLayer {
-            qkv: Linear::load_fused(k, w, p, &[&q, &key, &v], h, h)?,
-            split,
+            qkv,
             attention_output: Linear::load(k, w, p, &format!("{l}.attention.output.dense"), h, h)?,
             attention_layer_norm: LayerNorm::load(
                 w,
@@ -75,7 +81,14 @@ impl BertLayer {
         let hidden = &mut s.hidden[..t * h];
         // qkv: [t, 3h]
         let qkv = &mut s.qkv[..t * 3 * h];
-        self.qkv.forward(k, t, hidden, qkv, None);
+        match &self.qkv {
+            Qkv::Fused(fused) => fused.forward(k, t, hidden, qkv, None),
+            Qkv::Split { query, key_value } => {
+                // The same [t, 3h] layout, written by two products.
+                query.forward_strided(k, t, hidden, qkv, 3 * h);
+                key_value.forward_strided(k, t, hidden, &mut qkv[h..], 3 * h);
+            }
+        }
         // ctx: [t, h]
         let ctx = &mut s.ctx[..t * h];
         let q = Rows {
@@ -120,10 +133,9 @@ impl BertLayer {
             c.hidden_size,
             c.intermediate_size,
         );
-        let (query, key_value) = self
-            .split
-            .as_ref()
-            .expect("the last layer keeps q and kv apart");
+        let Qkv::Split { query, key_value } = &self.qkv else {
+            unreachable!("Bert::load splits the last layer's query for Rows::Cls");
+        };
         let hidden = &s.hidden[..t * h];
         // kv: [t, 2h]
         let kv = &mut s.qkv[..t * 2 * h];

@@ -2,7 +2,7 @@
 
 use crossenc_kernels::{Activation, Kernels};
 
-use super::Linear;
+use super::linear::Linear;
 use crate::config::{Architecture, BertConfig};
 use crate::error::Result;
 use crate::weights::Weights;

@@ -34,9 +34,9 @@ pub(crate) trait Microkernel: Copy + Send + Sync {
     const MR: usize;
     /// Columns of the register tile (columns of B per packed panel).
     const NR: usize;
-    /// The deepest K block: see [`super::blocking::kc_for`]. (MC and NC
+    /// The deepest K block: see [`super::params::kc_for`]. (MC and NC
     /// depend on the call's K block and columns: see `mc_for`, `nc_for`.)
-    const KC: usize = super::blocking::kc_for(Self::NR);
+    const KC: usize = super::params::kc_for(Self::NR);
 
     /// Packs the `mc x kc` block of A at `a` (`A[i, p]` at `a[i·rsa + p·csa]`)
     /// into `MR`-row micro-panels at `dst` (see [`super::pack`]).

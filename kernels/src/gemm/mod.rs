@@ -1,7 +1,7 @@
 //! f32 GEMM: `C[m, n] = A[m, k] · B[k, n]`, then an [`Epilogue`].
 //!
-//! * `blocking.rs`: the BLIS loop nest (KC/MC/NC from the cache sizes) and the
-//!   rayon split.
+//! * `params.rs`: the cache sizes and the KC/MC/NC derived from them.
+//! * `blocking.rs`: the BLIS loop nest and the rayon split.
 //! * `kernel.rs`: the microkernel trait and the generic register-tile kernel.
 //! * `pack.rs`: the packed layouts of A and B.
 //! * `x86_64/avx512.rs`, `x86_64/avx2.rs`, `aarch64/neon.rs`, `portable.rs`:
@@ -11,6 +11,7 @@
 pub(crate) mod blocking;
 pub(crate) mod kernel;
 pub(crate) mod pack;
+pub(crate) mod params;
 pub(crate) mod portable;
 
 #[cfg(target_arch = "aarch64")]
@@ -20,7 +21,7 @@ pub(crate) mod x86_64;
 
 use blocking::Problem;
 use kernel::Microkernel;
-use pack::{with_scratch, AlignedBuf};
+use pack::AlignedBuf;
 
 use crate::ops::Activation;
 use crate::{Isa, Kernels};
@@ -145,15 +146,9 @@ pub enum Threading {
     Single,
 }
 
-thread_local! {
-    /// `gemm_strided`'s packed B, reused across calls.
-    static PACK_B: std::cell::RefCell<AlignedBuf> = std::cell::RefCell::new(AlignedBuf::default());
-}
-
-/// Sizes the calling thread's packing buffers (about 0.5 MiB: packed A for
-/// every GEMM, packed B for [`Kernels::gemm_strided`]) now, so that its later
-/// GEMMs of BERT shapes (hidden and FFN sizes up to a few thousand, strided
-/// operands up to 512 x 64) never allocate.
+/// Sizes the calling thread's packing buffer (packed A, about 0.25 MiB) now,
+/// so that its later GEMMs of BERT shapes (hidden and FFN sizes up to a few
+/// thousand) never allocate.
 ///
 /// Without it each thread grows its buffers the first time it packs, and
 /// which pool thread first meets work is up to the scheduler. Run it on every
@@ -164,11 +159,6 @@ thread_local! {
 /// rayon::broadcast(|_| crossenc_kernels::gemm::reserve_thread_buffers());
 /// ```
 pub fn reserve_thread_buffers() {
-    PACK_B.with(|buf| {
-        if let Ok(mut buf) = buf.try_borrow_mut() {
-            buf.reserve_floor();
-        }
-    });
     blocking::reserve_thread_buffers();
 }
 
@@ -298,86 +288,5 @@ impl Kernels {
         with_microkernel!(self.backend, |kernel| unsafe {
             blocking::run(kernel, &problem, threading)
         })
-    }
-
-    /// General strided `C = alpha · A·B + beta · C` on unpacked operands, for
-    /// products of two activations (attention's `Q·Kᵀ` and `P·V`). Packs B
-    /// into a reused per-thread buffer and runs on the calling thread.
-    ///
-    /// Element `(i, p)` of A is `a.0[i·a.1 + p·a.2]`, and likewise for B and C.
-    /// `beta = 0` means C is not read.
-    ///
-    /// # Panics
-    /// If a slice is too short for its shape and strides.
-    #[allow(clippy::too_many_arguments)]
-    pub fn gemm_strided(
-        &self,
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f32,
-        a: (&[f32], usize, usize),
-        b: (&[f32], usize, usize),
-        beta: f32,
-        c: (&mut [f32], usize, usize),
-    ) {
-        if m == 0 || n == 0 {
-            return;
-        }
-        let (a, rsa, csa) = a;
-        let (b, rsb, csb) = b;
-        let (c, rsc, csc) = c;
-        assert!(a.len() >= span(m, rsa, k, csa), "gemm_strided: A too short");
-        assert!(b.len() >= span(k, rsb, n, csb), "gemm_strided: B too short");
-        assert!(c.len() >= span(m, rsc, n, csc), "gemm_strided: C too short");
-        if csc != 1 {
-            // The microkernels store rows of C; scatter through a dense copy.
-            let mut dense = vec![0.0; m * n];
-            self.gemm_strided(
-                m,
-                k,
-                n,
-                alpha,
-                (a, rsa, csa),
-                (b, rsb, csb),
-                0.0,
-                (&mut dense, n, 1),
-            );
-            for i in 0..m {
-                for j in 0..n {
-                    let dst = &mut c[i * rsc + j * csc];
-                    let old = if beta == 0.0 { 0.0 } else { beta * *dst };
-                    *dst = dense[i * n + j] + old;
-                }
-            }
-            return;
-        }
-        let nr = self.gemm_blocking().nr;
-        with_scratch(&PACK_B, n.div_ceil(nr) * k * nr, |packed| {
-            pack::pack_b(packed, b, k, n, rsb, csb, nr);
-            let problem = Problem {
-                m,
-                k,
-                n,
-                a: a.as_ptr(),
-                rsa,
-                csa,
-                b: packed.as_ptr(),
-                b_depth: k,
-                c: c.as_mut_ptr(),
-                ldc: rsc,
-                alpha,
-                beta,
-                bias: std::ptr::null(),
-                residual: std::ptr::null(),
-                ld_residual: 0,
-                act: None,
-            };
-            // SAFETY: the asserts above bound A and C (unit column stride),
-            // `packed` holds B in panel layout, and `c` is borrowed mutably.
-            with_microkernel!(self.backend, |kernel| unsafe {
-                blocking::run(kernel, &problem, Threading::Single)
-            })
-        });
     }
 }

@@ -54,8 +54,7 @@ impl AlignedBuf {
     pub(crate) fn ensure(&mut self, len: usize) {
         if self.capacity() < len {
             // Grow once to a size that covers every BERT-shaped need (an A
-            // block is at most L2/2 bytes; `gemm_strided`'s B for a 512 x 64
-            // operand is 32 Ki floats), so which thread meets which shape
+            // block is at most L2/2 bytes), so which thread meets which shape
             // first does not decide whether a later call allocates.
             self.allocate(len.max(FLOOR_FLOATS).next_power_of_two());
         }

@@ -10,7 +10,7 @@ pub fn every_isa() -> Vec<Kernels> {
         .filter_map(|isa| match Kernels::with_isa(isa) {
             Ok(kernels) => Some(kernels),
             Err(_) => {
-                println!("skipped: {isa} not available on this CPU");
+                eprintln!("skipped: {isa} not available on this CPU");
                 None
             }
         })

@@ -1,0 +1,230 @@
+//! A model folder -> config, tokenizer and weights, with the options every
+//! head shares ([`Builder`]).
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use crossenc_kernels::Kernels;
+
+use crate::config::{self, BertConfig, ScoreActivation};
+use crate::error::{Error, Result};
+use crate::tokenize::{PairTokenizer, Truncation};
+use crate::weights::{SafetensorsFile, Weights};
+use crate::LongDocs;
+
+/// Most sequences in one forward pass when the caller does not say.
+pub const DEFAULT_BATCH_SIZE: usize = 256;
+
+/// Most tokens in one forward pass when the caller does not say: enough rows
+/// for the GEMMs to run near peak, few enough that the activations of a
+/// MiniLM-sized model (~15 KiB a token) stay around 30 MiB.
+pub const DEFAULT_TOKEN_BUDGET: usize = 2048;
+
+/// What a builder collects; each head reads the part that concerns it.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    pub(crate) max_length: Option<usize>,
+    pub(crate) batch_size: usize,
+    pub(crate) token_budget: usize,
+    pub(crate) truncation: Truncation,
+    pub(crate) threads: Option<usize>,
+    pub(crate) activation: Option<ScoreActivation>,
+    pub(crate) long_docs: LongDocs,
+    pub(crate) window_stride: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_length: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+            token_budget: DEFAULT_TOKEN_BUDGET,
+            truncation: Truncation::LongestFirst,
+            threads: None,
+            activation: None,
+            long_docs: LongDocs::First,
+            window_stride: None,
+        }
+    }
+}
+
+impl Options {
+    /// Refuses the values no head can run with, by option name.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let positive = [
+            ("batch_size", Some(self.batch_size)),
+            ("token_budget", Some(self.token_budget)),
+            ("max_length", self.max_length),
+            ("threads", self.threads),
+            ("window_stride", self.window_stride),
+        ];
+        for (name, value) in positive {
+            if value == Some(0) {
+                return Err(Error::InvalidOption {
+                    name,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Options for loading a model; the same for every head
+/// ([`crate::CrossEncoder`], [`crate::SentenceEmbedder`], [`crate::Encoder`]),
+/// plus the cross-encoder's own ([`Builder::activation`], [`Builder::long_docs`]).
+///
+/// ```no_run
+/// use crossenc::{SentenceEmbedder, Truncation};
+/// let embedder = SentenceEmbedder::builder()
+///     .max_length(128)
+///     .token_budget(4096)
+///     .threads(2)
+///     .build("models/all-MiniLM-L6-v2")?;
+/// # Ok::<(), crossenc::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder<M> {
+    pub(crate) options: Options,
+    model: PhantomData<fn() -> M>,
+}
+
+impl<M> Default for Builder<M> {
+    fn default() -> Self {
+        Builder {
+            options: Options::default(),
+            model: PhantomData,
+        }
+    }
+}
+
+impl<M> Builder<M> {
+    /// Longest input in tokens, special tokens included. Default: the smaller
+    /// of `tokenizer_config.json`'s `model_max_length` and the model's
+    /// `max_position_embeddings` (for a [`crate::SentenceEmbedder`],
+    /// `sentence_bert_config.json`'s `max_seq_length` first).
+    pub fn max_length(mut self, tokens: usize) -> Self {
+        self.options.max_length = Some(tokens);
+        self
+    }
+
+    /// Most sequences per forward pass (default [`DEFAULT_BATCH_SIZE`]).
+    pub fn batch_size(mut self, sequences: usize) -> Self {
+        self.options.batch_size = sequences;
+        self
+    }
+
+    /// Most tokens per forward pass (default [`DEFAULT_TOKEN_BUDGET`]).
+    /// Inputs are packed without padding, so a batch costs what its tokens
+    /// cost, and the budget bounds the activations' memory; a single input
+    /// longer than the budget runs alone.
+    pub fn token_budget(mut self, tokens: usize) -> Self {
+        self.options.token_budget = tokens;
+        self
+    }
+
+    /// How over-long inputs are cut (default [`Truncation::LongestFirst`]).
+    pub fn truncation(mut self, truncation: Truncation) -> Self {
+        self.options.truncation = truncation;
+        self
+    }
+
+    /// Threads to compute on. Default: rayon's global pool (all cores).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.options.threads = Some(threads);
+        self
+    }
+}
+
+/// What every model folder provides besides its weights: a tokenizer set up
+/// for the resolved max length.
+pub(crate) struct ModelFolder {
+    pub(crate) tokenizer: PairTokenizer,
+    pub(crate) max_length: usize,
+}
+
+impl ModelFolder {
+    /// The folder's config and the max length: `max_length` if given (at most
+    /// the model's positions), else `fallback` if that fits the positions,
+    /// else the tokenizer config's `model_max_length` capped by the positions.
+    fn config(
+        dir: &Path,
+        max_length: Option<usize>,
+        fallback: Option<usize>,
+    ) -> Result<(BertConfig, usize)> {
+        if !dir.is_dir() {
+            return Err(Error::MissingFile {
+                path: dir.to_path_buf(),
+            });
+        }
+        let config = BertConfig::from_file(&dir.join("config.json"))?;
+        let positions = config.max_positions();
+        let max_length = match max_length {
+            Some(n) if n > positions => {
+                return Err(Error::InvalidOption {
+                    name: "max_length",
+                    message: format!(
+                        "{n} is more than the {positions} positions the model has (max_position_embeddings)"
+                    ),
+                })
+            }
+            Some(n) => n,
+            None => match fallback.filter(|&n| n >= 1 && n <= positions) {
+                Some(n) => n,
+                None => config::tokenizer_max_length(&dir.join("tokenizer_config.json"))?
+                    .map_or(positions, |n| n.min(positions)),
+            },
+        };
+        Ok((config, max_length))
+    }
+
+    /// Reads the config, parses the tokenizer and runs `load` on the weights
+    /// (`model.safetensors`) with the kernels this CPU runs best. The
+    /// tokenizer is parsed on a second thread while `load` reads the weights
+    /// on this one (on a cold start the two are ~20% and ~60% of the time).
+    /// Errors come in the order a sequential load would meet them: config,
+    /// tokenizer, then the weights'.
+    pub(crate) fn open<T>(
+        dir: &Path,
+        options: &Options,
+        fallback_max_length: Option<usize>,
+        load: impl FnOnce(&BertConfig, Kernels, &Weights<'_>) -> Result<T>,
+    ) -> Result<(ModelFolder, T)> {
+        options.validate()?;
+        let (config, max_length) =
+            ModelFolder::config(dir, options.max_length, fallback_max_length)?;
+        let windows = options.long_docs != LongDocs::First;
+        let (tokenizer, loaded) = std::thread::scope(|scope| {
+            let tokenizer = scope.spawn(|| {
+                let path = dir.join("tokenizer.json");
+                PairTokenizer::from_file(&path, max_length, options.truncation, windows)
+            });
+            let loaded = (|| {
+                let kernels = Kernels::detect()?;
+                let file = SafetensorsFile::open(&dir.join("model.safetensors"))?;
+                load(&config, kernels, &file.tensors()?)
+            })();
+            let tokenizer = tokenizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (tokenizer, loaded)
+        });
+        let folder = ModelFolder {
+            tokenizer: tokenizer?,
+            max_length,
+        };
+        Ok((folder, loaded?))
+    }
+}
+
+/// A pool of `threads` threads, or `None` for rayon's global pool.
+pub(crate) fn thread_pool(threads: Option<usize>) -> Result<Option<rayon::ThreadPool>> {
+    threads
+        .map(|n| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build()
+                .map_err(|e| Error::ThreadPool(e.to_string()))
+        })
+        .transpose()
+}

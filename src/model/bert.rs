@@ -1,0 +1,188 @@
+//! The encoder stack (`BertModel`): embeddings, layers and, when the
+//! checkpoint has one and the caller reads it, the pooler.
+
+use crossenc_kernels::Kernels;
+
+use super::batch::{PackedBatch, Scratch};
+use super::embeddings::BertEmbeddings;
+use super::encoder::BertLayer;
+use super::head::BertPooler;
+use super::linear::{Linear, ROWS_PER_TASK};
+use crate::config::{Architecture, BertConfig};
+use crate::error::{Error, Result};
+use crate::weights::Weights;
+
+/// Which rows of the last layer a model's head reads, so that only the
+/// weights that path uses are packed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rows {
+    /// Every token's (hidden states, sentence embeddings): the pooler is
+    /// loaded when the checkpoint has one.
+    All,
+    /// The first token's alone (a classification head): the last layer keeps
+    /// its query projection apart, and the pooler is left to the head.
+    Cls,
+}
+
+/// The BERT encoder (`BertModel`): embeddings, layers and, when the checkpoint
+/// has one, the pooler.
+pub(crate) struct Bert {
+    pub(crate) config: BertConfig,
+    pub(crate) kernels: Kernels,
+    embeddings: BertEmbeddings,
+    /// ELECTRA's `embeddings_project`: `[embedding_size] -> [hidden]`.
+    embeddings_project: Option<Linear>,
+    layers: Vec<BertLayer>,
+    pub(crate) pooler: Option<BertPooler>,
+}
+
+impl Bert {
+    /// Loads the encoder from `weights`, with or without the `bert.` prefix.
+    pub(crate) fn load(
+        config: BertConfig,
+        kernels: Kernels,
+        w: &Weights<'_>,
+        rows: Rows,
+    ) -> Result<Bert> {
+        let p = config.architecture.prefix();
+        let embeddings = BertEmbeddings::load(&config, w, p)?;
+        let (e, h) = (config.embedding_size, config.hidden_size);
+        let embeddings_project = if config.architecture == Architecture::Electra && e != h {
+            Some(Linear::load(&kernels, w, p, "embeddings_project", h, e)?)
+        } else if e != h {
+            return Err(Error::Unsupported {
+                key: "embedding_size".into(),
+                value: e.to_string(),
+                supported: format!("the hidden_size ({h}) for this model_type"),
+            });
+        } else {
+            None
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let last = i + 1 == config.num_hidden_layers;
+                BertLayer::load(&config, &kernels, w, p, i, last && rows == Rows::Cls)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        // A classification head packs its own copy of the pooler's dense
+        // layer (BERT) or has none; only the encoder's users read the pooler.
+        let has_pooler =
+            w.contains(&format!("{p}pooler.dense.weight")) || w.contains("pooler.dense.weight");
+        let pooler = if has_pooler && rows == Rows::All {
+            Some(BertPooler::load(&config, &kernels, w, p)?)
+        } else {
+            None
+        };
+        Ok(Bert {
+            config,
+            kernels,
+            embeddings,
+            embeddings_project,
+            layers,
+            pooler,
+        })
+    }
+
+    /// Checks that every token id has an embedding row, and that every
+    /// sequence has 1 to `max_positions` tokens.
+    pub(crate) fn check(&self, batch: &PackedBatch) -> Result<()> {
+        let vocab_size = self.config.vocab_size;
+        if let Some(&id) = batch
+            .input_ids()
+            .iter()
+            .find(|&&id| id as usize >= vocab_size)
+        {
+            return Err(Error::TokenOutOfRange { id, vocab_size });
+        }
+        let types = self.config.type_vocab_size;
+        if let Some(&id) = batch
+            .token_type_ids()
+            .iter()
+            .find(|&&id| id as usize >= types)
+        {
+            return Err(Error::TokenOutOfRange {
+                id,
+                vocab_size: types,
+            });
+        }
+        let positions = self.config.max_positions();
+        for s in 0..batch.sequences() {
+            let len = batch.range(s).len();
+            if len == 0 || len > positions {
+                return Err(Error::InvalidBatch {
+                    message: format!(
+                        "sequence {s} has {len} tokens; the model reads 1 to {positions}"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the whole encoder; the last hidden state `[tokens, hidden]` is
+    /// left in `s.hidden`. With `trace`, also collects the hidden state after
+    /// the embeddings and after every layer (`trace[0]` is the embeddings').
+    pub(crate) fn forward(
+        &self,
+        batch: &PackedBatch,
+        s: &mut Scratch,
+        mut trace: Option<&mut Vec<Vec<f32>>>,
+    ) {
+        let tokens = batch.tokens();
+        s.reserve(&self.config, batch, 0);
+        self.embed(batch, s);
+        let h = self.config.hidden_size;
+        if let Some(t) = trace.as_deref_mut() {
+            t.push(s.hidden[..tokens * h].to_vec());
+        }
+        for layer in &self.layers {
+            layer.forward(&self.kernels, &self.config, batch, s);
+            if let Some(t) = trace.as_deref_mut() {
+                t.push(s.hidden[..tokens * h].to_vec());
+            }
+        }
+    }
+
+    /// Runs the encoder for the `[CLS]` rows only: every layer but the last
+    /// in full, the last for `[CLS]` alone (its other rows reach nothing the
+    /// pooler reads, so this is exact). Leaves `[sequences, hidden]` in `s.cls`.
+    /// Needs an encoder loaded with [`Rows::Cls`].
+    pub(crate) fn forward_cls(&self, batch: &PackedBatch, s: &mut Scratch, labels: usize) {
+        s.reserve(&self.config, batch, labels);
+        self.embed(batch, s);
+        let (last, rest) = self
+            .layers
+            .split_last()
+            .expect("a model has at least one layer");
+        for layer in rest {
+            layer.forward(&self.kernels, &self.config, batch, s);
+        }
+        last.forward_cls(&self.kernels, &self.config, batch, s);
+    }
+
+    fn embed(&self, batch: &PackedBatch, s: &mut Scratch) {
+        let (t, h, e) = (
+            batch.tokens(),
+            self.config.hidden_size,
+            self.config.embedding_size,
+        );
+        match &self.embeddings_project {
+            None => {
+                self.embeddings
+                    .forward(&self.kernels, batch, &mut s.hidden[..t * h], ROWS_PER_TASK)
+            }
+            Some(project) => {
+                // ctx: [t, embedding_size], free until the first layer's attention
+                self.embeddings
+                    .forward(&self.kernels, batch, &mut s.ctx[..t * e], ROWS_PER_TASK);
+                project.forward(
+                    &self.kernels,
+                    t,
+                    &s.ctx[..t * e],
+                    &mut s.hidden[..t * h],
+                    None,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The two building blocks every layer is made of: `nn.Linear` (a weight
+//! packed once for the GEMM, its bias fused into the GEMM's epilogue) and
+//! `nn.LayerNorm`.
+
+use crossenc_kernels::{Epilogue, Kernels, PackedMatrix, Threading};
+
+use crate::error::Result;
+use crate::weights::Weights;
+
+/// Rows per parallel task for row-wise work (embeddings, layer norm).
+pub(crate) const ROWS_PER_TASK: usize = 32;
+
+/// `nn.Linear`: a weight packed for the kernels, and its bias.
+pub(crate) struct Linear {
+    weight: PackedMatrix,
+    bias: Vec<f32>,
+}
+
+impl Linear {
+    /// Loads `{name}.weight: [out, input]` and `{name}.bias: [out]`.
+    pub(crate) fn load(
+        k: &Kernels,
+        w: &Weights<'_>,
+        prefix: &str,
+        name: &str,
+        out: usize,
+        input: usize,
+    ) -> Result<Linear> {
+        let weight = w.with(prefix, &format!("{name}.weight"), &[out, input], |weight| {
+            k.pack_linear(weight, out, input)
+        })?;
+        let bias = w.get(prefix, &format!("{name}.bias"), &[out])?;
+        Ok(Linear { weight, bias })
+    }
+
+    /// Several linears with the same input, fused into one wider matrix
+    /// (query, key and value become one `[input, 3·out]` product).
+    pub(crate) fn load_fused(
+        k: &Kernels,
+        w: &Weights<'_>,
+        prefix: &str,
+        names: &[&str],
+        out: usize,
+        input: usize,
+    ) -> Result<Linear> {
+        let mut weight = Vec::with_capacity(names.len() * out * input);
+        let mut bias = Vec::with_capacity(names.len() * out);
+        for name in names {
+            w.with(prefix, &format!("{name}.weight"), &[out, input], |part| {
+                weight.extend_from_slice(part)
+            })?;
+            bias.extend(w.get(prefix, &format!("{name}.bias"), &[out])?);
+        }
+        Ok(Linear {
+            weight: k.pack_linear(&weight, names.len() * out, input),
+            bias,
+        })
+    }
+
+    /// Output width.
+    pub(crate) fn out(&self) -> usize {
+        self.weight.n()
+    }
+
+    /// `y[m, out] = x[m, input] · Wᵀ + b`, then `act` if given.
+    pub(crate) fn forward(
+        &self,
+        k: &Kernels,
+        m: usize,
+        x: &[f32],
+        y: &mut [f32],
+        act: Option<crossenc_kernels::Activation>,
+    ) {
+        let epilogue = match act {
+            None => Epilogue::Bias(&self.bias),
+            Some(act) => Epilogue::BiasActivation(&self.bias, act),
+        };
+        self.gemm(k, m, x, y, self.out(), epilogue);
+    }
+
+    /// `y[m, out] = x[m, input] · Wᵀ + b` into rows `ldy` floats apart (a
+    /// column block of a wider matrix).
+    pub(crate) fn forward_strided(
+        &self,
+        k: &Kernels,
+        m: usize,
+        x: &[f32],
+        y: &mut [f32],
+        ldy: usize,
+    ) {
+        self.gemm(k, m, x, y, ldy, Epilogue::Bias(&self.bias));
+    }
+
+    /// `y[m, out] = x[m, input] · Wᵀ + b + residual[m, out]`.
+    pub(crate) fn forward_residual(
+        &self,
+        k: &Kernels,
+        m: usize,
+        x: &[f32],
+        residual: &[f32],
+        y: &mut [f32],
+    ) {
+        let epilogue = Epilogue::BiasResidual {
+            bias: &self.bias,
+            residual,
+            ld: self.out(),
+        };
+        self.gemm(k, m, x, y, self.out(), epilogue);
+    }
+
+    fn gemm(
+        &self,
+        k: &Kernels,
+        m: usize,
+        x: &[f32],
+        y: &mut [f32],
+        ldy: usize,
+        epilogue: Epilogue<'_>,
+    ) {
+        let input = self.weight.k();
+        k.gemm(m, x, input, &self.weight, y, ldy, epilogue, Threading::Auto);
+    }
+}
+
+/// `nn.LayerNorm` over the hidden dimension.
+pub(crate) struct LayerNorm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl LayerNorm {
+    pub(crate) fn load(
+        w: &Weights<'_>,
+        prefix: &str,
+        name: &str,
+        width: usize,
+        eps: f32,
+    ) -> Result<LayerNorm> {
+        Ok(LayerNorm {
+            weight: w.get(prefix, &format!("{name}.weight"), &[width])?,
+            bias: w.get(prefix, &format!("{name}.bias"), &[width])?,
+            eps,
+        })
+    }
+
+    /// Normalises every row of `x: [rows, width]` in place.
+    pub(crate) fn forward(&self, k: &Kernels, x: &mut [f32]) {
+        k.layer_norm(x, self.weight.len(), &self.weight, &self.bias, self.eps);
+    }
+}
+
+/// Layer norm over rows, in parallel chunks.
+pub(crate) fn layer_norm_rows(k: &Kernels, ln: &LayerNorm, x: &mut [f32]) {
+    use rayon::prelude::*;
+    let width = ln.weight.len();
+    x.par_chunks_mut(ROWS_PER_TASK * width)
+        .for_each(|rows| ln.forward(k, rows));
+}

@@ -1,0 +1,184 @@
+//! The one loop every head runs on: tokenize in chunks -> (windows) ->
+//! token-budgeted batches -> forward -> per-input results, with progress.
+//!
+//! A [`Runner`] owns what a loaded model needs to compute: the encoder, the
+//! tokenizer, the thread pool and the scratch buffers finished calls leave
+//! behind. Heads ([`crate::CrossEncoder`], [`crate::SentenceEmbedder`],
+//! [`crate::Encoder`]) say only how an input becomes sequences, what a
+//! forward pass yields per sequence, and what an input's sequences become.
+//! Memory is bounded by the chunk and the token budget, never by the input.
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Mutex;
+
+use crossenc_kernels::Kernels;
+
+use crate::config::BertConfig;
+use crate::error::Result;
+use crate::load::{thread_pool, ModelFolder, Options};
+use crate::model::{Bert, PackedBatch, Rows, Scratch};
+use crate::tokenize::{EncodedPair, PairTokenizer};
+use crate::weights::Weights;
+
+/// Inputs tokenized at a time: the most whose tokens and per-sequence results
+/// are held at once.
+const TOKENIZE_CHUNK: usize = 512;
+
+/// The state of a long call, reported after every batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Inputs (pairs or texts) fully computed so far.
+    pub done: usize,
+    /// Inputs in the call.
+    pub total: usize,
+}
+
+/// A loaded encoder with its tokenizer, threads and scratch pool.
+pub(crate) struct Runner {
+    pub(crate) bert: Bert,
+    pub(crate) tokenizer: PairTokenizer,
+    pub(crate) max_length: usize,
+    batch_size: usize,
+    token_budget: usize,
+    pool: Option<rayon::ThreadPool>,
+    /// Scratch left by finished calls, for the next ones.
+    scratch: Mutex<Vec<Scratch>>,
+}
+
+impl Runner {
+    /// Loads the folder `dir`: the encoder for `rows`, and whatever `head`
+    /// loads from the same weights. `fallback_max_length` as in
+    /// [`ModelFolder::open`].
+    pub(crate) fn load<H>(
+        dir: &Path,
+        options: &Options,
+        rows: Rows,
+        fallback_max_length: Option<usize>,
+        head: impl FnOnce(&BertConfig, &Kernels, &Weights<'_>) -> Result<H>,
+    ) -> Result<(Runner, H)> {
+        options.validate()?;
+        let pool = thread_pool(options.threads)?;
+        let (folder, (bert, head)) =
+            ModelFolder::open(dir, options, fallback_max_length, |config, kernels, w| {
+                let bert = Bert::load(config.clone(), kernels, w, rows)?;
+                let head = head(config, &kernels, w)?;
+                Ok((bert, head))
+            })?;
+        let runner = Runner {
+            bert,
+            tokenizer: folder.tokenizer,
+            max_length: folder.max_length,
+            batch_size: options.batch_size,
+            token_budget: options.token_budget,
+            pool,
+            scratch: Mutex::new(Vec::new()),
+        };
+        // Every pool thread sizes its GEMM packing buffers now rather than
+        // whenever the scheduler first hands it work, so that steady-state
+        // forward passes never allocate, whichever threads run them.
+        runner.install(|| rayon::broadcast(|_| crossenc_kernels::gemm::reserve_thread_buffers()));
+        Ok((runner, head))
+    }
+
+    /// Runs `f` on the pool this model computes on (see
+    /// [`crate::CrossEncoder::install`]).
+    pub(crate) fn install<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => rayon::scope(|_| f()),
+        }
+    }
+
+    /// The one loop, over `total` inputs:
+    /// - `encode(tokenizer, range)` turns inputs `range` into their
+    ///   sequences (one each, or a document's windows);
+    /// - `forward(batch, scratch, out)` runs a batch of sequences and pushes
+    ///   one result per sequence onto `out`, in order;
+    /// - `emit(index, sequences, results)` receives each input, in order,
+    ///   with its sequences and their results;
+    /// - `progress` hears after every batch.
+    ///
+    /// Sequences of several inputs share a batch up to the batch size and the
+    /// token budget; an input's windows are batched like any other sequence.
+    pub(crate) fn run<S: Send>(
+        &self,
+        total: usize,
+        encode: impl Fn(&PairTokenizer, Range<usize>) -> Result<Vec<Vec<EncodedPair>>> + Send + Sync,
+        mut forward: impl FnMut(&PackedBatch, &mut Scratch, &mut Vec<S>) + Send,
+        mut emit: impl FnMut(usize, Vec<EncodedPair>, Vec<S>) -> Result<()> + Send,
+        mut progress: impl FnMut(Progress) + Send,
+    ) -> Result<()> {
+        self.install(|| {
+            let mut scratch = self.take_scratch();
+            let mut batch = PackedBatch::new();
+            let mut results: Vec<S> = Vec::new();
+            let mut run_chunk = |first: usize| -> Result<()> {
+                let inputs = encode(&self.tokenizer, first..total.min(first + TOKENIZE_CHUNK))?;
+                // ends[i]: sequences of inputs 0..=i
+                let ends: Vec<usize> = inputs
+                    .iter()
+                    .scan(0, |n, seqs| {
+                        *n += seqs.len();
+                        Some(*n)
+                    })
+                    .collect();
+                let sequences: Vec<&EncodedPair> = inputs.iter().flatten().collect();
+                results.clear();
+                let mut next = 0;
+                while next < sequences.len() {
+                    let n = self.next_batch_len(&sequences[next..]);
+                    batch.clear();
+                    for e in &sequences[next..next + n] {
+                        batch.push(&e.input_ids, &e.token_type_ids)?;
+                    }
+                    self.bert.check(&batch)?;
+                    forward(&batch, &mut scratch, &mut results);
+                    debug_assert_eq!(results.len(), next + n, "one result per sequence");
+                    next += n;
+                    progress(Progress {
+                        done: first + ends.partition_point(|&end| end <= next),
+                        total,
+                    });
+                }
+                let mut results = results.drain(..);
+                for (i, seqs) in inputs.into_iter().enumerate() {
+                    let mine = results.by_ref().take(seqs.len()).collect();
+                    emit(first + i, seqs, mine)?;
+                }
+                Ok(())
+            };
+            let result = (0..total)
+                .step_by(TOKENIZE_CHUNK)
+                .try_for_each(&mut run_chunk);
+            self.scratch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(scratch);
+            result
+        })
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// How many of `sequences` go into the next batch: up to the batch size
+    /// and the token budget, and at least one.
+    fn next_batch_len(&self, sequences: &[&EncodedPair]) -> usize {
+        let mut tokens = 0;
+        let mut n = 0;
+        for e in sequences.iter().take(self.batch_size) {
+            tokens += e.input_ids.len();
+            if n > 0 && tokens > self.token_budget {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+}
