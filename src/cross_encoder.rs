@@ -12,6 +12,20 @@ use crate::tokenize::{EncodedPair, Windowing};
 use crate::Isa;
 
 /// How a document longer than the max length is scored.
+///
+/// With [`LongDocs::Max`] or [`LongDocs::Mean`], a pair that fits untruncated
+/// is scored as it is (one window). A longer one is cut into windows:
+/// - Q = the query's tokens (no special tokens), cut to `max_length / 2`;
+/// - W = `max_length - len(Q) -` the pair's special tokens (3 for BERT,
+///   4 for XLM-R's `<s> Q </s></s> W </s>`): document tokens per window;
+/// - D = the document's tokens; window k covers `D[k·S, k·S + W)`, S the
+///   stride ([`CrossEncoderBuilder::window_stride`], default `W / 2`, at
+///   least 1), for k = 0, 1, ... while `k·S < len(D)`, ending with the first
+///   window that reaches the end of D;
+/// - each window is the model's own pair template around (Q, window), and
+///   windows are batched with every other sequence (token budget);
+/// - per label, the largest (`Max`) or mean (`Mean`) logit over the windows,
+///   then the activation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LongDocs {
     /// Truncate the pair to the max length and score it once
@@ -320,6 +334,20 @@ impl CrossEncoder {
     pub fn encode_pair(&self, query: &str, document: &str) -> Result<EncodedPair> {
         let mut encoded = self.encode_pairs(&[(query, document)])?;
         Ok(encoded.remove(0))
+    }
+
+    /// The sequences [`CrossEncoder::predict`] scores for one pair: the
+    /// plain pair with [`LongDocs::First`] or when it fits, else its windows
+    /// (see [`LongDocs`]).
+    pub fn encode_windows(&self, query: &str, document: &str) -> Result<Vec<EncodedPair>> {
+        match self.long_docs {
+            LongDocs::First => Ok(vec![self.encode_pair(query, document)?]),
+            LongDocs::Max | LongDocs::Mean => {
+                self.runner
+                    .tokenizer
+                    .encode_windows(query, document, self.windowing, 0)
+            }
+        }
     }
 
     /// The forward pass alone: logits `[sequences, num_labels]` for a packed

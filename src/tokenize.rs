@@ -72,7 +72,17 @@ impl PairTokenizer {
             Truncation::OnlySecond => TruncationStrategy::OnlySecond,
         };
         tokenizer.with_padding(None);
-        let untruncated = windows.then(|| tokenizer.clone());
+        // tokenizer.json may carry a truncation of its own (all-MiniLM-L6-v2's
+        // says 128): the windows' copy has none.
+        let untruncated = if windows {
+            let mut plain = tokenizer.clone();
+            plain.with_truncation(None).map_err(|e| Error::Tokenizer {
+                message: format!("cannot turn truncation off: {e}"),
+            })?;
+            Some(plain)
+        } else {
+            None
+        };
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length,

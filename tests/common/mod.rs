@@ -162,31 +162,43 @@ impl Drop for ScratchModel {
 }
 
 /// The real all-MiniLM-L6-v2 folder (`bash tools/fetch_real_weights.sh`, or
-/// `CROSSENC_REAL_MODEL_DIR`). `None`, with a `skipped:` line, when it is not
-/// there, unless `CROSSENC_REQUIRE_REAL_WEIGHTS=1` (CI) makes that a failure.
+/// `CROSSENC_REAL_MODEL_DIR`). `None`, with a `skipped:` line on stderr, when
+/// it is not there, unless `CROSSENC_REQUIRE_REAL_WEIGHTS=1` (CI) makes that a
+/// failure.
 pub fn real_model_dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("CROSSENC_REAL_MODEL_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => {
-            let cache = std::env::var_os("CROSSENC_CACHE_DIR")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crossenc"))
-                })?;
-            cache.join("all-MiniLM-L6-v2")
-        }
+        None => cache_dir()?.join("all-MiniLM-L6-v2"),
     };
+    found_or_skip(dir, "bash tools/fetch_real_weights.sh")
+}
+
+/// The benchmark cross-encoder made from the real weights
+/// (`python3 tools/make_bench_model.py`, into the same cache), as
+/// [`real_model_dir`] finds it.
+pub fn real_ce_model_dir() -> Option<PathBuf> {
+    let dir = cache_dir()?.join("all-MiniLM-L6-v2-ce");
+    found_or_skip(
+        dir,
+        "bash tools/fetch_real_weights.sh && python3 tools/make_bench_model.py",
+    )
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("CROSSENC_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/crossenc")))
+}
+
+fn found_or_skip(dir: PathBuf, how: &str) -> Option<PathBuf> {
     if dir.join("model.safetensors").exists() {
         return Some(dir);
     }
     if std::env::var("CROSSENC_REQUIRE_REAL_WEIGHTS").as_deref() == Ok("1") {
-        panic!(
-            "real weights not found in {} (run: bash tools/fetch_real_weights.sh)",
-            dir.display()
-        );
+        panic!("real weights not found in {} (run: {how})", dir.display());
     }
-    println!(
-        "skipped: real weights not in {} (run: bash tools/fetch_real_weights.sh)",
+    eprintln!(
+        "skipped: real weights not in {} (run: {how})",
         dir.display()
     );
     None
