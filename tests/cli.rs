@@ -307,3 +307,174 @@ fn embed_writes_one_vector_per_text() {
     );
     assert!(!bad.status.success() && stderr(&bad).contains("line 1"));
 }
+
+#[test]
+fn rerank_passes_every_input_field_through() {
+    let dir = fixture_dir("bert-l2-h32");
+    let docs = concat!(
+        r#"{"id": "7", "text": "Paris is the capital of France", "score": 0.78, "url": "https://a.example/p", "meta": {"lang": "en", "tags": [1, 2]}}"#,
+        "\n",
+        r#"{"id": 8, "text": "Berlin is in Germany", "score": 0.91}"#,
+        "\n",
+        r#"{"text": "a document with no score", "index": "mine"}"#,
+        "\n",
+    );
+    let lines = json_lines(&crossenc(
+        &[
+            "rerank",
+            "--model",
+            dir.to_str().unwrap(),
+            "--query",
+            "capital of France",
+        ],
+        docs.as_bytes(),
+    ));
+    assert_eq!(lines.len(), 3);
+    let inputs: Vec<Value> = docs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let model = crossenc::CrossEncoder::from_dir(&dir).unwrap();
+    for line in &lines {
+        // Which input this is: by its text, which must come back unchanged.
+        let (i, input) = inputs
+            .iter()
+            .enumerate()
+            .find(|(_, d)| d["text"] == line["text"])
+            .unwrap();
+        for (key, value) in input.as_object().unwrap() {
+            match key.as_str() {
+                "score" => assert_eq!(&line["original_score"], value, "input {i}"),
+                _ => assert_eq!(&line[key], value, "input {i}: field {key}"),
+            }
+        }
+        if input.get("score").is_none() {
+            assert!(line.get("original_score").is_none(), "input {i}");
+        }
+        let want = model
+            .predict(&[("capital of France", input["text"].as_str().unwrap())])
+            .unwrap()[0];
+        assert_eq!(
+            line["score"].as_f64().unwrap() as f32,
+            want,
+            "input {i}: new score"
+        );
+        let index = if i == 2 {
+            Value::from("mine")
+        } else {
+            Value::from(i)
+        };
+        assert_eq!(line["index"], index, "an input's own index is kept");
+    }
+}
+
+#[test]
+fn rerank_fallback_keeps_the_input_order_when_the_model_fails() {
+    let docs = concat!(
+        r#"{"id": "a", "text": "first", "score": 0.2}"#,
+        "\n",
+        r#"{"id": "b", "text": "second", "score": 0.9, "url": "u"}"#,
+        "\n",
+        r#"{"id": "c", "text": "third"}"#,
+        "\n",
+    );
+    let missing = std::env::temp_dir().join("crossenc-no-such-model");
+    let multi = fixture_dir("bert-3labels");
+    // A model that cannot be loaded, and one that cannot rerank (3 labels).
+    for model in [missing.to_str().unwrap(), multi.to_str().unwrap()] {
+        let args = ["rerank", "--model", model, "--query", "q", "--fallback"];
+        let out = crossenc(&args, docs.as_bytes());
+        let lines = json_lines(&out);
+        let ids: Vec<&str> = lines.iter().map(|l| l["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["a", "b", "c"], "{model}: input order");
+        assert_eq!(lines[0]["score"], 0.2);
+        assert_eq!(lines[0]["original_score"], 0.2);
+        assert_eq!(lines[1]["score"], 0.9);
+        assert_eq!(lines[1]["url"], "u");
+        assert_eq!(lines[2]["score"], Value::Null);
+        assert!(
+            stderr(&out).contains("--fallback"),
+            "{model}: the reason goes to stderr: {}",
+            stderr(&out)
+        );
+        // --top-k still holds.
+        let top = json_lines(&crossenc(
+            &[&args[..], &["--top-k", "2"]].concat(),
+            docs.as_bytes(),
+        ));
+        assert_eq!(top, lines[..2]);
+        // Without the flag, the error stays an error.
+        let err = crossenc(&args[..5], docs.as_bytes());
+        assert!(!err.status.success(), "{model}: no --fallback, no rescue");
+        assert!(err.stdout.is_empty());
+    }
+    // Malformed input is not the model failing: still an error.
+    let bad = crossenc(
+        &["rerank", "--model", "x", "--query", "q", "--fallback"],
+        b"{not json\n",
+    );
+    assert!(!bad.status.success() && stderr(&bad).contains("line 1"));
+}
+
+#[test]
+fn long_docs_in_score_and_rerank() {
+    let dir = fixture_dir("bert-l2-h32");
+    let model = dir.to_str().unwrap();
+    let long = "paris is the capital of france and its largest city ".repeat(6);
+    let pair = serde_json::json!({"query": "a question about paris", "document": long});
+    let input = format!(
+        "{pair}\n{}\n",
+        serde_json::json!({"query": "q", "document": "short"})
+    );
+    let base = ["score", "--model", model, "--max-length", "32"];
+    let first = json_lines(&crossenc(&base, input.as_bytes()));
+    assert!(first[0].get("windows").is_none());
+    assert_eq!(first[0]["truncated"], true);
+    let lib = crossenc::CrossEncoder::builder()
+        .max_length(32)
+        .long_docs(crossenc::LongDocs::Max)
+        .window_stride(5)
+        .build(&dir)
+        .unwrap();
+    let want = lib
+        .predict_all(&[("a question about paris", long.as_str())])
+        .unwrap();
+    let max = json_lines(&crossenc(
+        &[&base[..], &["--long-docs", "max", "--window-stride", "5"]].concat(),
+        input.as_bytes(),
+    ));
+    assert_eq!(max.len(), 2, "one line per input pair");
+    assert_eq!(max[0]["windows"], want[0].windows);
+    assert!(want[0].windows > 1);
+    assert_eq!(
+        max[0]["logits"][0].as_f64().unwrap() as f32,
+        want[0].logits[0]
+    );
+    assert!(
+        max[1].get("windows").is_none(),
+        "a pair that fits has no windows field"
+    );
+    assert_eq!(max[1], first[1], "a pair that fits scores as before");
+    let docs = format!("{}\n", serde_json::json!({"text": long}));
+    let ranked = json_lines(&crossenc(
+        &[
+            "rerank",
+            "--model",
+            model,
+            "--max-length",
+            "32",
+            "--query",
+            "a question about paris",
+            "--long-docs",
+            "max",
+            "--window-stride",
+            "5",
+        ],
+        docs.as_bytes(),
+    ));
+    assert_eq!(ranked[0]["windows"], want[0].windows);
+    assert_eq!(
+        ranked[0]["score"].as_f64().unwrap() as f32,
+        want[0].scores[0]
+    );
+}

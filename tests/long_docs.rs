@@ -164,7 +164,10 @@ fn first_is_the_default_and_scores_the_truncated_pair() {
             .long_docs(mode)
             .build(&dir)
             .unwrap();
-        assert_eq!(m.predict_all(&short).unwrap(), plain.predict_all(&short).unwrap());
+        assert_eq!(
+            m.predict_all(&short).unwrap(),
+            plain.predict_all(&short).unwrap()
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use crossenc::{CrossEncoder, Progress, ScoreActivation, Truncation};
+use crossenc::{Builder, CrossEncoder, LongDocs, Progress, ScoreActivation, Truncation};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -48,6 +48,11 @@ enum Command {
         /// Keep only documents scoring at least T.
         #[arg(long)]
         threshold: Option<f32>,
+        /// When the model cannot be loaded or scoring fails: write the documents in their input
+        /// order with their own `score` (kept as `original_score`), give the reason on stderr and
+        /// exit 0, so that the search still answers.
+        #[arg(long)]
+        fallback: bool,
     },
     /// Fetch a hub model into the cache (as Python's huggingface_hub lays it out) and print its folder.
     Download {
@@ -68,9 +73,8 @@ enum Command {
         /// Input file (JSON Lines); stdin when absent.
         #[arg(long)]
         input: Option<PathBuf>,
-        /// Longest text in tokens (default: sentence_bert_config.json's max_seq_length).
-        #[arg(long)]
-        max_length: Option<usize>,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Benchmarks: GEMM kernels, or a model end to end.
     Bench {
@@ -109,24 +113,19 @@ enum BenchCommand {
     },
 }
 
+/// The options every model takes (the library's `Builder`).
 #[derive(Args)]
-struct ModelArgs {
-    /// Model folder (config.json, model.safetensors, tokenizer.json), or a Hugging Face hub id.
-    #[arg(long, default_value = DEFAULT_MODEL)]
-    model: String,
-    /// Hub revision (branch, tag or commit) when --model is a hub id.
-    #[arg(long)]
-    revision: Option<String>,
-    /// Longest pair in tokens (default: the model's own limit).
+struct RunArgs {
+    /// Longest input in tokens (default: the model's own limit).
     #[arg(long)]
     max_length: Option<usize>,
-    /// Pairs per forward pass.
+    /// Sequences per forward pass.
     #[arg(long, default_value_t = crossenc::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
-    /// Score activation; `auto` uses the model's (sigmoid for one label, identity for more).
-    #[arg(long, value_enum, default_value_t = ActivationArg::Auto)]
-    activation: ActivationArg,
-    /// How pairs longer than the max length are cut.
+    /// Tokens per forward pass (bounds the activations' memory).
+    #[arg(long, default_value_t = crossenc::DEFAULT_TOKEN_BUDGET)]
+    token_budget: usize,
+    /// How inputs longer than the max length are cut.
     #[arg(long, value_enum, default_value_t = TruncationArg::LongestFirst)]
     truncation: TruncationArg,
     /// Threads to compute on (default: all cores).
@@ -135,6 +134,54 @@ struct ModelArgs {
     /// Print what was loaded (ISA, max length, activation) to stderr.
     #[arg(long, short)]
     verbose: bool,
+}
+
+impl RunArgs {
+    fn apply<M>(&self, mut builder: Builder<M>) -> Builder<M> {
+        builder = builder
+            .batch_size(self.batch_size)
+            .token_budget(self.token_budget)
+            .truncation(match self.truncation {
+                TruncationArg::LongestFirst => Truncation::LongestFirst,
+                TruncationArg::OnlySecond => Truncation::OnlySecond,
+            });
+        if let Some(n) = self.max_length {
+            builder = builder.max_length(n);
+        }
+        if let Some(n) = self.threads {
+            builder = builder.threads(n);
+        }
+        builder
+    }
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model folder (config.json, model.safetensors, tokenizer.json), or a Hugging Face hub id.
+    #[arg(long, default_value = DEFAULT_MODEL)]
+    model: String,
+    /// Hub revision (branch, tag or commit) when --model is a hub id.
+    #[arg(long)]
+    revision: Option<String>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Score activation; `auto` uses the model's (sigmoid for one label, identity for more).
+    #[arg(long, value_enum, default_value_t = ActivationArg::Auto)]
+    activation: ActivationArg,
+    /// Documents longer than the max length: `first` scores the truncated pair; `max` / `mean`
+    /// score overlapping windows of the document and take the best / mean logit.
+    #[arg(long, value_enum, default_value_t = LongDocsArg::First)]
+    long_docs: LongDocsArg,
+    /// With --long-docs max|mean: document tokens between window starts (default: half a window).
+    #[arg(long)]
+    window_stride: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LongDocsArg {
+    First,
+    Max,
+    Mean,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -168,14 +215,23 @@ fn main() -> ExitCode {
             format,
             top_k,
             threshold,
-        } => rerank(&model, &query, input.as_deref(), format, top_k, threshold),
+            fallback,
+        } => {
+            let options = RerankOptions {
+                format,
+                top_k,
+                threshold,
+                fallback,
+            };
+            rerank(&model, &query, input.as_deref(), &options)
+        }
         Command::Bench { what } => bench(what),
         Command::Embed {
             model,
             revision,
             input,
-            max_length,
-        } => embed(&model, revision, input.as_deref(), max_length),
+            run,
+        } => embed(&model, revision, input.as_deref(), &run),
         Command::Download { model, revision } => {
             resolve_model(&model, revision).map(|dir| println!("{}", dir.display()))
         }
@@ -191,12 +247,7 @@ fn main() -> ExitCode {
 
 fn load(args: &ModelArgs) -> Result<CrossEncoder> {
     let dir = resolve_model(&args.model, args.revision.clone())?;
-    let mut builder = CrossEncoder::builder()
-        .batch_size(args.batch_size)
-        .truncation(match args.truncation {
-            TruncationArg::LongestFirst => Truncation::LongestFirst,
-            TruncationArg::OnlySecond => Truncation::OnlySecond,
-        });
+    let mut builder = args.run.apply(CrossEncoder::builder());
     builder = match args.activation {
         ActivationArg::Auto => {
             // A multi-label model (NLI) that names no activation gets label
@@ -214,24 +265,27 @@ fn load(args: &ModelArgs) -> Result<CrossEncoder> {
         ActivationArg::Sigmoid => builder.activation(ScoreActivation::Sigmoid),
         ActivationArg::Softmax => builder.activation(ScoreActivation::Softmax),
     };
-    if let Some(n) = args.max_length {
-        builder = builder.max_length(n);
-    }
-    if let Some(n) = args.threads {
-        builder = builder.threads(n);
+    builder = builder.long_docs(match args.long_docs {
+        LongDocsArg::First => LongDocs::First,
+        LongDocsArg::Max => LongDocs::Max,
+        LongDocsArg::Mean => LongDocs::Mean,
+    });
+    if let Some(n) = args.window_stride {
+        builder = builder.window_stride(n);
     }
     let model = builder
         .build(&dir)
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
-    if args.verbose {
+    if args.run.verbose {
         let c = model.config();
         eprintln!(
-            "crossenc: {} layers, hidden {}, {} label(s); max length {}; activation {}; kernels {}",
+            "crossenc: {} layers, hidden {}, {} label(s); max length {}; activation {}; long documents {}; kernels {}",
             c.num_hidden_layers,
             c.hidden_size,
             c.num_labels(),
             model.max_length(),
             model.activation().name(),
+            model.long_docs().name(),
             model.isa()
         );
     }
@@ -312,6 +366,7 @@ fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
             scores: multi.then_some(&p.scores),
             logits: &p.logits,
             truncated: p.truncated,
+            windows: (p.windows > 1).then_some(p.windows),
         };
         serde_json::to_writer(&mut out, &line)?;
         writeln!(out)?;
@@ -320,34 +375,88 @@ fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// `rerank`'s options besides the model's.
+struct RerankOptions {
+    format: Format,
+    top_k: Option<usize>,
+    threshold: Option<f32>,
+    fallback: bool,
+}
+
 fn rerank(
     args: &ModelArgs,
     query: &str,
     input: Option<&Path>,
-    format: Format,
-    top_k: Option<usize>,
-    threshold: Option<f32>,
+    options: &RerankOptions,
 ) -> Result<()> {
-    const WHAT: &str = r#"{"text": string, "id": any (optional)}"#;
-    let mut texts = Vec::new();
-    let mut ids = Vec::new();
+    const WHAT: &str = r#"{"text": string, ...any other fields}"#;
+    let mut docs: Vec<serde_json::Map<String, Value>> = Vec::new();
     for (line_no, line) in read_lines(input)? {
-        match format {
+        let doc = match options.format {
             Format::Lines => {
-                texts.push(line);
-                ids.push(Value::Null);
+                serde_json::Map::from_iter([("text".to_string(), Value::String(line))])
             }
             Format::Jsonl => {
                 let map = parse_object(line_no, &line, WHAT)
                     .context("(use --format lines for plain text, one document per line)")?;
-                texts.push(string_field(&map, "text", line_no, WHAT)?);
-                ids.push(map.get("id").cloned().unwrap_or(Value::Null));
+                string_field(&map, "text", line_no, WHAT)?;
+                map
             }
-        }
+        };
+        docs.push(doc);
     }
-    if texts.is_empty() {
+    if docs.is_empty() {
         bail!("no documents to rerank: pass them on stdin or in --input");
     }
+    let texts: Vec<&str> = docs
+        .iter()
+        .map(|d| d["text"].as_str().expect("checked above"))
+        .collect();
+    let (ranked, windows) = match score_documents(args, query, &texts) {
+        Ok(predictions) => {
+            let scores: Vec<f32> = predictions.iter().map(|p| p.scores[0]).collect();
+            let threshold = options.threshold.unwrap_or(f32::NEG_INFINITY);
+            let ranked = crossenc::rank_scores(&scores, options.top_k, threshold)
+                .into_iter()
+                .map(|r| (r.index, Score::New(r.score)))
+                .collect::<Vec<_>>();
+            (ranked, predictions.iter().map(|p| p.windows).collect())
+        }
+        Err(e) if options.fallback => {
+            eprintln!(
+                "crossenc: reranking failed, so the documents keep their input order (--fallback): {e:#}"
+            );
+            let ranked = docs
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    (
+                        i,
+                        Score::Original(d.get("score").cloned().unwrap_or(Value::Null)),
+                    )
+                })
+                .take(options.top_k.unwrap_or(usize::MAX))
+                .collect();
+            (ranked, vec![1; docs.len()])
+        }
+        Err(e) => return Err(e),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for (index, score) in ranked {
+        let line = rerank_line(&docs[index], index, score, windows[index]);
+        serde_json::to_writer(&mut out, &line)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Loads the model and scores `query` against every text.
+fn score_documents(
+    args: &ModelArgs,
+    query: &str,
+    texts: &[&str],
+) -> Result<Vec<crossenc::Prediction>> {
     let model = load(args)?;
     if model.config().num_labels() != 1 {
         // The library refuses too; say it before any work is done.
@@ -355,25 +464,49 @@ fn rerank(
             num_labels: model.config().num_labels()
         });
     }
-    let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, t.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, *t)).collect();
     let mut bar = ProgressBar::new("documents");
     let predictions = model.predict_all_with_progress(&pairs, |p| bar.update(p))?;
     bar.finish();
-    let scores: Vec<f32> = predictions.iter().map(|p| p.scores[0]).collect();
-    let ranked = crossenc::rank_scores(&scores, top_k, threshold.unwrap_or(f32::NEG_INFINITY));
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for r in ranked {
-        let line = RerankLine {
-            index: r.index,
-            id: &ids[r.index],
-            score: r.score,
-            text: &texts[r.index],
-        };
-        serde_json::to_writer(&mut out, &line)?;
-        writeln!(out)?;
+    Ok(predictions)
+}
+
+/// One output line of `rerank`: every field of the input document as it
+/// came, the new `score` (the input's own kept as `original_score`), the
+/// document's input position as `index` (unless the input has an `index` of
+/// its own) and, for a document scored in several windows, `windows`.
+fn rerank_line(
+    doc: &serde_json::Map<String, Value>,
+    index: usize,
+    score: Score,
+    windows: usize,
+) -> RerankLine {
+    let mut fields = doc.clone();
+    if let Some(original) = fields.remove("score") {
+        fields.entry("original_score").or_insert(original);
     }
-    out.flush()?;
-    Ok(())
+    fields.entry("index").or_insert(Value::from(index));
+    if windows > 1 {
+        fields.insert("windows".into(), Value::from(windows));
+    }
+    RerankLine { fields, score }
+}
+
+/// One line of `crossenc rerank` output.
+#[derive(Serialize)]
+struct RerankLine {
+    #[serde(flatten)]
+    fields: serde_json::Map<String, Value>,
+    score: Score,
+}
+
+/// A `rerank` score: ours (written as the f32 it is), or with `--fallback`
+/// the input's own, as it came.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Score {
+    New(f32),
+    Original(Value),
 }
 
 /// The reranker used when `--model` is not given.
@@ -402,12 +535,7 @@ fn resolve_model(model: &str, revision: Option<String>) -> Result<PathBuf> {
     }
 }
 
-fn embed(
-    model: &str,
-    revision: Option<String>,
-    input: Option<&Path>,
-    max_length: Option<usize>,
-) -> Result<()> {
+fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunArgs) -> Result<()> {
     const WHAT: &str = r#"{"text": string}"#;
     let mut texts = Vec::new();
     for (line_no, line) in read_lines(input)? {
@@ -418,13 +546,38 @@ fn embed(
         bail!("no input texts: expected JSON Lines {WHAT}, on stdin or in --input");
     }
     let dir = resolve_model(model, revision)?;
-    let embedder = crossenc::SentenceEmbedder::from_dir(&dir, max_length)
+    let embedder = run
+        .apply(crossenc::SentenceEmbedder::builder())
+        .build(&dir)
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for embedding in embedder.embed(&texts)? {
-        serde_json::to_writer(&mut out, &serde_json::json!({ "embedding": embedding }))?;
-        writeln!(out)?;
+    if run.verbose {
+        eprintln!(
+            "crossenc: embeddings of {} floats; pooling {:?}; normalize {}; max length {}",
+            embedder.dimension(),
+            embedder.pooling(),
+            embedder.normalize(),
+            embedder.max_length()
+        );
     }
+    // Each embedding is written as soon as its batch is done: memory stays
+    // flat however many texts there are.
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut written: std::io::Result<()> = Ok(());
+    let mut bar = ProgressBar::new("texts");
+    embedder.embed_each(
+        &texts,
+        |p| bar.update(p),
+        |_, embedding| {
+            if written.is_ok() {
+                written =
+                    serde_json::to_writer(&mut out, &serde_json::json!({ "embedding": embedding }))
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| writeln!(out));
+            }
+        },
+    )?;
+    bar.finish();
+    written.context("cannot write the embeddings")?;
     out.flush()?;
     Ok(())
 }
@@ -474,15 +627,9 @@ struct ScoreLine<'a> {
     scores: Option<&'a Vec<f32>>,
     logits: &'a [f32],
     truncated: bool,
-}
-
-/// One line of `crossenc rerank` output.
-#[derive(Serialize)]
-struct RerankLine<'a> {
-    index: usize,
-    id: &'a Value,
-    score: f32,
-    text: &'a str,
+    /// Windows the document was scored in, when more than one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows: Option<usize>,
 }
 
 /// A one-line progress bar on stderr, drawn only when stderr is a terminal.
