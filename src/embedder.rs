@@ -50,11 +50,9 @@ impl SentenceEmbedder {
     /// Loads a sentence-transformers folder; `max_length` overrides
     /// `sentence_bert_config.json`'s `max_seq_length`.
     pub fn from_dir(dir: impl AsRef<Path>, max_length: Option<usize>) -> Result<SentenceEmbedder> {
-        let mut builder = SentenceEmbedder::builder();
-        if let Some(n) = max_length {
-            builder = builder.max_length(n);
-        }
-        builder.build(dir)
+        SentenceEmbedder::builder()
+            .max_length_if(max_length)
+            .build(dir)
     }
 
     fn load(dir: &Path, builder: Builder<SentenceEmbedder>) -> Result<SentenceEmbedder> {
@@ -238,11 +236,7 @@ impl Encoder {
 
     /// Loads the model folder `dir`; `max_length` as in [`Builder::max_length`].
     pub fn from_dir(dir: impl AsRef<Path>, max_length: Option<usize>) -> Result<Encoder> {
-        let mut builder = Encoder::builder();
-        if let Some(n) = max_length {
-            builder = builder.max_length(n);
-        }
-        builder.build(dir)
+        Encoder::builder().max_length_if(max_length).build(dir)
     }
 
     /// The model's config.

@@ -108,6 +108,12 @@ impl<M> Builder<M> {
         self
     }
 
+    /// [`Builder::max_length`] when `tokens` is given.
+    pub(crate) fn max_length_if(mut self, tokens: Option<usize>) -> Self {
+        self.options.max_length = tokens.or(self.options.max_length);
+        self
+    }
+
     /// Most sequences per forward pass (default [`DEFAULT_BATCH_SIZE`]).
     pub fn batch_size(mut self, sequences: usize) -> Self {
         self.options.batch_size = sequences;
@@ -190,7 +196,6 @@ impl ModelFolder {
         fallback_max_length: Option<usize>,
         load: impl FnOnce(&BertConfig, Kernels, &Weights<'_>) -> Result<T>,
     ) -> Result<(ModelFolder, T)> {
-        options.validate()?;
         let (config, max_length) =
             ModelFolder::config(dir, options.max_length, fallback_max_length)?;
         let windows = options.long_docs != LongDocs::First;

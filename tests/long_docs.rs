@@ -11,27 +11,11 @@
 
 mod common;
 
-use common::{data_dir, fixture_dir, max_abs_diff, real_ce_model_dir};
+use common::{data_dir, f32s, fixture_dir, max_abs_diff, real_ce_model_dir, u32s};
 use crossenc::{CrossEncoder, LongDocs};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-4;
-
-fn f32s(v: &Value) -> Vec<f32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn u32s(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
 
 fn reference() -> Value {
     serde_json::from_slice(&std::fs::read(data_dir().join("long_docs.json")).unwrap()).unwrap()

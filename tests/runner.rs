@@ -103,7 +103,9 @@ fn embedder_and_encoder_do_not_depend_on_batching() {
 
 #[test]
 fn malformed_packed_batch_is_refused() {
-    let cases: [(&str, Vec<u32>, Vec<u32>, Vec<usize>, &str); 5] = [
+    // (what, input_ids, token_type_ids, starts, what the error says)
+    type Case = (&'static str, Vec<u32>, Vec<u32>, Vec<usize>, &'static str);
+    let cases: [Case; 5] = [
         (
             "one type id short",
             vec![101, 5, 102],

@@ -51,7 +51,7 @@ pub struct Reference {
     pub tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
-fn u32s(v: &Value) -> Vec<u32> {
+pub fn u32s(v: &Value) -> Vec<u32> {
     v.as_array()
         .unwrap()
         .iter()
@@ -59,7 +59,7 @@ fn u32s(v: &Value) -> Vec<u32> {
         .collect()
 }
 
-fn f32s(v: &Value) -> Vec<f32> {
+pub fn f32s(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap()
         .iter()
