@@ -4,6 +4,11 @@
 //! Run: `cargo bench --bench gemm` (append `-- --json` for JSON lines,
 //! `-- --threads N` for one thread count; `CROSSENC_ISA=avx2` etc. forces a path).
 
+// The same code as the CLI's, compiled into this benchmark: it is no part of
+// the library's API.
+#[path = "../src/bin/crossenc/bench/gemm.rs"]
+mod gemm;
+
 fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
@@ -12,5 +17,5 @@ fn main() -> std::io::Result<()> {
         .position(|a| a == "--threads")
         .and_then(|i| args.get(i + 1))
         .and_then(|t| t.parse().ok());
-    crossenc::bench::gemm::run(threads, json, &mut std::io::stdout().lock())
+    gemm::run(threads, json, &mut std::io::stdout().lock())
 }

@@ -64,9 +64,6 @@
 //! - `config.rs`, `weights.rs`, `tokenize.rs`, `error.rs`; `model/`: the encoder.
 #![deny(unsafe_op_in_unsafe_fn)]
 
-#[cfg(feature = "cli")]
-#[doc(hidden)]
-pub mod bench;
 pub mod config;
 mod cross_encoder;
 mod embedder;

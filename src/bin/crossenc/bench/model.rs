@@ -10,7 +10,7 @@ use std::time::Instant;
 use crossenc_kernels::{peak, Isa, Kernels};
 
 use super::workloads::{self, Workload};
-use crate::{BertConfig, CrossEncoder, Result};
+use crossenc::{BertConfig, CrossEncoder, Result};
 
 /// One workload's result.
 #[derive(Clone, Debug, serde::Serialize)]

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod bench;
+
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use crossenc::{Builder, CrossEncoder, LongDocs, Progress, ScoreActivation, Truncation};
@@ -99,7 +101,7 @@ enum BenchCommand {
         #[command(flatten)]
         model: ModelArgs,
         /// Workload (default: all of them).
-        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crossenc::bench::workloads::NAMES))]
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(bench::workloads::NAMES))]
         workload: Option<String>,
         /// Timed passes per workload (default: 15 for small workloads, 5 for long, 3 for bulk).
         #[arg(long)]
@@ -585,9 +587,7 @@ fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunA
 fn bench(what: BenchCommand) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match what {
-        BenchCommand::Gemm { threads, json } => {
-            crossenc::bench::gemm::run(threads, json, &mut out)?
-        }
+        BenchCommand::Gemm { threads, json } => bench::gemm::run(threads, json, &mut out)?,
         BenchCommand::Model {
             model,
             workload,
@@ -597,12 +597,11 @@ fn bench(what: BenchCommand) -> Result<()> {
         } => {
             let names: Vec<&str> = match &workload {
                 Some(name) => vec![name.as_str()],
-                None => crossenc::bench::workloads::NAMES.to_vec(),
+                None => bench::workloads::NAMES.to_vec(),
             };
             if dump_pairs {
                 for name in names {
-                    let w =
-                        crossenc::bench::workloads::workload(name).expect("clap checked the name");
+                    let w = bench::workloads::workload(name).expect("clap checked the name");
                     for (query, document) in &w.pairs {
                         let line = serde_json::json!({"query": query, "document": document});
                         writeln!(out, "{line}")?;
@@ -611,7 +610,7 @@ fn bench(what: BenchCommand) -> Result<()> {
                 return Ok(());
             }
             let model = load(&model)?;
-            crossenc::bench::model::run(&model, &names, runs, json, &mut out)?;
+            bench::model::run(&model, &names, runs, json, &mut out)?;
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 //! corpus's words, lengths and offsets drawn from a fixed-seed generator.
 
 /// The corpus, compiled into the binary so every build benches the same text.
-const CORPUS: &str = include_str!("../../benches/data/corpus.txt");
+const CORPUS: &str = include_str!("../../../../benches/data/corpus.txt");
 
 /// A named set of (query, document) pairs.
 #[derive(Clone, Debug)]
