@@ -2,7 +2,7 @@
 //! (GFLOP/s, % of the FMA peak measured in the same run, ratio to matrixmultiply).
 //!
 //! Run: `cargo bench --bench gemm` (append `-- --json` for JSON lines,
-//! `-- --threads N` for one thread count; `CROSSENC_ISA=avx2` etc. forces a path).
+//! `-- --threads N` for one thread count, `-- --precision int8` for int8; `CROSSENC_ISA=avx2` etc. forces a path).
 
 // The same code as the CLI's, compiled into this benchmark: it is no part of
 // the library's API.
@@ -17,5 +17,10 @@ fn main() -> std::io::Result<()> {
         .position(|a| a == "--threads")
         .and_then(|i| args.get(i + 1))
         .and_then(|t| t.parse().ok());
-    gemm::run(threads, json, &mut std::io::stdout().lock())
+    let precision = if args.iter().any(|a| a == "int8") {
+        crossenc::Precision::Int8
+    } else {
+        crossenc::Precision::F32
+    };
+    gemm::run(threads, json, precision, &mut std::io::stdout().lock())
 }

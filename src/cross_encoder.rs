@@ -194,6 +194,17 @@ impl CrossEncoder {
         self.activation
     }
 
+    /// The precision the encoder's linear layers compute in.
+    pub fn precision(&self) -> crate::Precision {
+        self.runner.precision
+    }
+
+    /// The kernel path in use, e.g. `avx512` or, with int8,
+    /// `avx512 (int8: avx512-vnni)`.
+    pub fn kernel_path(&self) -> String {
+        self.runner.kernel_path()
+    }
+
     /// How long documents are scored.
     pub fn long_docs(&self) -> LongDocs {
         self.long_docs

@@ -104,6 +104,16 @@ impl SentenceEmbedder {
         self.normalize
     }
 
+    /// The precision the encoder's linear layers compute in.
+    pub fn precision(&self) -> crate::Precision {
+        self.runner.precision
+    }
+
+    /// The kernel path in use (see [`crate::CrossEncoder::kernel_path`]).
+    pub fn kernel_path(&self) -> String {
+        self.runner.kernel_path()
+    }
+
     /// Texts are truncated to this many tokens.
     pub fn max_length(&self) -> usize {
         self.runner.max_length

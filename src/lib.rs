@@ -83,7 +83,7 @@ pub use cross_encoder::{
 pub use crossenc_kernels::Isa;
 pub use embedder::{Encoder, EncoderOutput, Pooling, SentenceEmbedder};
 pub use error::{Error, Result};
-pub use load::{Builder, DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET};
+pub use load::{Builder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET};
 pub use model::{PackedBatch, Scratch};
 pub use runner::Progress;
 pub use tokenize::{EncodedPair, Truncation};

@@ -20,6 +20,35 @@ pub const DEFAULT_BATCH_SIZE: usize = 256;
 /// MiniLM-sized model (~15 KiB a token) stay around 30 MiB.
 pub const DEFAULT_TOKEN_BUDGET: usize = 2048;
 
+/// The precision the encoder's linear layers compute in.
+///
+/// Embeddings, attention, softmax, layer norm, the pooler and the
+/// classification head stay f32 in every precision: they are a few percent
+/// of the arithmetic, and attention's scores and the layer norms are where
+/// reduced precision costs accuracy first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// 32-bit floats: PyTorch's results within ~1e-5 (the default).
+    #[default]
+    F32,
+    /// 8-bit integers in blocks of 32 along K for both the weights (quantized
+    /// once, at load) and the activations (per token, per call), as
+    /// llama.cpp's Q8_0; int32 dot products, scaled into f32 sums. A token's
+    /// scales depend on that token alone, so scores do not depend on the
+    /// batch. The weights are held only in int8 (about a quarter of f32).
+    Int8,
+}
+
+impl Precision {
+    /// `f32` or `int8`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => "int8",
+        }
+    }
+}
+
 /// What a builder collects; each head reads the part that concerns it.
 #[derive(Clone, Debug)]
 pub(crate) struct Options {
@@ -31,6 +60,7 @@ pub(crate) struct Options {
     pub(crate) activation: Option<ScoreActivation>,
     pub(crate) long_docs: LongDocs,
     pub(crate) window_stride: Option<usize>,
+    pub(crate) precision: Precision,
 }
 
 impl Default for Options {
@@ -44,6 +74,7 @@ impl Default for Options {
             activation: None,
             long_docs: LongDocs::First,
             window_stride: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -132,6 +163,12 @@ impl<M> Builder<M> {
     /// How over-long inputs are cut (default [`Truncation::LongestFirst`]).
     pub fn truncation(mut self, truncation: Truncation) -> Self {
         self.options.truncation = truncation;
+        self
+    }
+
+    /// The precision of the encoder's linear layers (default [`Precision::F32`]).
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.options.precision = precision;
         self
     }
 

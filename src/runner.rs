@@ -39,6 +39,7 @@ pub(crate) struct Runner {
     pub(crate) bert: Bert,
     pub(crate) tokenizer: PairTokenizer,
     pub(crate) max_length: usize,
+    pub(crate) precision: crate::Precision,
     batch_size: usize,
     token_budget: usize,
     pool: Option<rayon::ThreadPool>,
@@ -61,7 +62,7 @@ impl Runner {
         let pool = thread_pool(options.threads)?;
         let (folder, (bert, head)) =
             ModelFolder::open(dir, options, fallback_max_length, |config, kernels, w| {
-                let bert = Bert::load(config.clone(), kernels, w, rows)?;
+                let bert = Bert::load(config.clone(), kernels, w, rows, options.precision)?;
                 let head = head(config, &kernels, w)?;
                 Ok((bert, head))
             })?;
@@ -69,6 +70,7 @@ impl Runner {
             bert,
             tokenizer: folder.tokenizer,
             max_length: folder.max_length,
+            precision: options.precision,
             batch_size: options.batch_size,
             token_budget: options.token_budget,
             pool,
@@ -79,6 +81,15 @@ impl Runner {
         // forward passes never allocate, whichever threads run them.
         runner.install(|| rayon::broadcast(|_| crossenc_kernels::gemm::reserve_thread_buffers()));
         Ok((runner, head))
+    }
+
+    /// The ISA of the kernels and, for int8, of the int8 kernel.
+    pub(crate) fn kernel_path(&self) -> String {
+        let k = &self.bert.kernels;
+        match self.precision {
+            crate::Precision::F32 => k.isa().to_string(),
+            crate::Precision::Int8 => format!("{} (int8: {})", k.isa(), k.int8_path()),
+        }
     }
 
     /// Runs `f` on the pool this model computes on (see

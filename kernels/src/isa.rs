@@ -99,6 +99,32 @@ impl Avx512Token {
     }
 }
 
+/// Proof that this CPU runs AVX-512F, AVX-512BW and AVX-512 VNNI (and AVX2 + FMA):
+/// `vpdpbusd` on zmm. Only [`Avx512VnniToken::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Avx512VnniToken {
+    _proof: (),
+}
+
+impl Avx512VnniToken {
+    /// A token if this CPU supports AVX-512 VNNI with AVX-512F and BW.
+    pub fn detect() -> Option<Avx512VnniToken> {
+        #[cfg(target_arch = "x86_64")]
+        if Avx512Token::detect().is_some()
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+        {
+            return Some(Avx512VnniToken { _proof: () });
+        }
+        None
+    }
+
+    /// The AVX-512F token its features include.
+    pub fn avx512(self) -> Avx512Token {
+        Avx512Token { _proof: () }
+    }
+}
+
 /// Proof that this CPU runs AVX2 and FMA. Only [`Avx2Token::detect`] makes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Avx2Token {

@@ -76,12 +76,14 @@ pub mod gemm;
 pub mod isa;
 pub mod ops;
 pub mod peak;
+pub mod qgemm;
 pub mod reference;
 mod simd;
 
 pub use gemm::{Epilogue, GemmBlocking, PackedMatrix, Threading};
 pub use isa::Isa;
 pub use ops::{Activation, AttentionShape, HeadAttention};
+pub use qgemm::QuantizedMatrix;
 
 #[cfg(target_arch = "aarch64")]
 use isa::NeonToken;

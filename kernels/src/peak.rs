@@ -132,3 +132,79 @@ pub fn vector_lanes(kernels: Kernels) -> usize {
     }
     lanes_of(kernels.backend)
 }
+
+/// The int8 peak: a register-resident loop of the int8 kernel's own
+/// dot-product instruction (`vpdpbusd` on zmm for AVX-512 VNNI), on
+/// `threads` threads at once; `None` where the int8 path has no SIMD
+/// instruction to measure (portable).
+#[derive(Clone, Copy, Debug)]
+pub struct Int8Peak {
+    #[cfg(target_arch = "x86_64")]
+    token: crate::isa::Avx512VnniToken,
+    threads: usize,
+    iters: u64,
+}
+
+impl Int8Peak {
+    /// Calibrates the loop for `kernels`' int8 path on `threads` threads.
+    pub fn new(kernels: Kernels, threads: usize) -> Option<Int8Peak> {
+        #[cfg(target_arch = "x86_64")]
+        if let crate::qgemm::QBackend::Vnni(token) = kernels.qbackend() {
+            let mut iters: u64 = 1 << 14;
+            loop {
+                let start = Instant::now();
+                std::hint::black_box(crate::qgemm::vnni_loop(token, iters, 3));
+                let elapsed = start.elapsed();
+                if elapsed > Duration::from_millis(5) {
+                    let scale = 0.030 / elapsed.as_secs_f64();
+                    iters = ((iters as f64 * scale) as u64).max(1);
+                    break;
+                }
+                iters *= 4;
+            }
+            return Some(Int8Peak {
+                token,
+                threads: threads.max(1),
+                iters,
+            });
+        }
+        let _ = (kernels, threads);
+        None
+    }
+
+    /// One run on all threads at once: int8 GOP/s (a multiply-add counts as
+    /// two operations), timed to the slowest thread.
+    pub fn sample(&self) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let Int8Peak {
+                token,
+                threads,
+                iters,
+            } = *self;
+            let barrier = Barrier::new(threads);
+            let slowest = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let barrier = &barrier;
+                        scope.spawn(move || {
+                            barrier.wait();
+                            let start = Instant::now();
+                            std::hint::black_box(crate::qgemm::vnni_loop(token, iters, t as i32));
+                            start.elapsed()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("int8 peak thread panicked"))
+                    .max()
+                    .unwrap_or_default()
+            });
+            let ops = 2 * crate::qgemm::VNNI_PEAK_MACS_PER_ITER;
+            threads as f64 * iters as f64 * ops as f64 / slowest.as_secs_f64() / 1e9
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        f64::NAN
+    }
+}

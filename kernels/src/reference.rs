@@ -119,3 +119,44 @@ pub fn attention(shape: AttentionShape, qkv: &[f32]) -> Vec<f32> {
     }
     ctx
 }
+
+/// The int8 GEMM by its definition (see [`crate::qgemm`]): `x: [m, k]`
+/// and `w: [n, k]` (an `nn.Linear` weight) each quantized per row in blocks
+/// of 32 along K ([`crate::qgemm::quantize_block`], K padded with zeros),
+/// then per block the exact integer dot product, folded in block order as
+/// `acc = fma(dot, sx·sw, acc)`. Returns `[m, n]`; every int8 kernel must
+/// match it bit for bit.
+pub fn qgemm(m: usize, k: usize, n: usize, x: &[f32], w: &[f32]) -> Vec<f32> {
+    use crate::qgemm::{quantize_block, QBLOCK};
+    let kb = k.div_ceil(QBLOCK);
+    let quantize = |rows: usize, data: &[f32]| {
+        let mut q = vec![0i8; rows * kb * QBLOCK];
+        let mut s = vec![0.0f32; rows * kb];
+        for r in 0..rows {
+            for b in 0..kb {
+                let mut block = [0.0f32; QBLOCK];
+                let part = &data[r * k + b * QBLOCK..r * k + ((b + 1) * QBLOCK).min(k)];
+                block[..part.len()].copy_from_slice(part);
+                let dst = &mut q[(r * kb + b) * QBLOCK..(r * kb + b + 1) * QBLOCK];
+                s[r * kb + b] = quantize_block(&block, dst);
+            }
+        }
+        (q, s)
+    };
+    let (qx, sx) = quantize(m, x);
+    let (qw, sw) = quantize(n, w);
+    let mut c = vec![0.0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut acc = 0.0f32;
+            for b in 0..kb {
+                let xs = &qx[(i * kb + b) * QBLOCK..(i * kb + b + 1) * QBLOCK];
+                let ws = &qw[(j * kb + b) * QBLOCK..(j * kb + b + 1) * QBLOCK];
+                let dot: i32 = xs.iter().zip(ws).map(|(&a, &b)| a as i32 * b as i32).sum();
+                acc = (dot as f32).mul_add(sx[i * kb + b] * sw[j * kb + b], acc);
+            }
+            c[i * n + j] = acc;
+        }
+    }
+    c
+}

@@ -10,6 +10,7 @@ use super::head::BertPooler;
 use super::linear::{Linear, ROWS_PER_TASK};
 use crate::config::{Architecture, BertConfig};
 use crate::error::{Error, Result};
+use crate::load::Precision;
 use crate::weights::Weights;
 
 /// Which rows of the last layer a model's head reads, so that only the
@@ -43,12 +44,21 @@ impl Bert {
         kernels: Kernels,
         w: &Weights<'_>,
         rows: Rows,
+        precision: Precision,
     ) -> Result<Bert> {
         let p = config.architecture.prefix();
         let embeddings = BertEmbeddings::load(&config, w, p)?;
         let (e, h) = (config.embedding_size, config.hidden_size);
         let embeddings_project = if config.architecture == Architecture::Electra && e != h {
-            Some(Linear::load(&kernels, w, p, "embeddings_project", h, e)?)
+            Some(Linear::load(
+                &kernels,
+                w,
+                p,
+                "embeddings_project",
+                h,
+                e,
+                Precision::F32,
+            )?)
         } else if e != h {
             return Err(Error::Unsupported {
                 key: "embedding_size".into(),
@@ -61,7 +71,15 @@ impl Bert {
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let last = i + 1 == config.num_hidden_layers;
-                BertLayer::load(&config, &kernels, w, p, i, last && rows == Rows::Cls)
+                BertLayer::load(
+                    &config,
+                    &kernels,
+                    w,
+                    p,
+                    i,
+                    last && rows == Rows::Cls,
+                    precision,
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         // A classification head packs its own copy of the pooler's dense

@@ -8,6 +8,7 @@ use super::batch::{gather_rows, PackedBatch, Scratch};
 use super::linear::{layer_norm_rows, LayerNorm, Linear};
 use crate::config::BertConfig;
 use crate::error::Result;
+use crate::load::Precision;
 use crate::weights::Weights;
 
 /// `attention.self.{query,key,value}`, packed for the rows the layer computes.
@@ -41,21 +42,38 @@ impl BertLayer {
         p: &str,
         i: usize,
         split_query: bool,
+        precision: Precision,
     ) -> Result<BertLayer> {
         let (h, f, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
         let l = format!("encoder.layer.{i}");
         let [q, key, v] = ["query", "key", "value"].map(|n| format!("{l}.attention.self.{n}"));
         let qkv = if split_query {
             Qkv::Split {
-                query: Linear::load(k, w, p, &q, h, h)?,
-                key_value: Linear::load_fused(k, w, p, &[&key, &v], h, h)?,
+                query: Linear::load(k, w, p, &q, h, h, precision)?,
+                key_value: Linear::load_fused(k, w, p, &[&key, &v], h, h, precision)?,
             }
         } else {
-            Qkv::Fused(Linear::load_fused(k, w, p, &[&q, &key, &v], h, h)?)
+            Qkv::Fused(Linear::load_fused(
+                k,
+                w,
+                p,
+                &[&q, &key, &v],
+                h,
+                h,
+                precision,
+            )?)
         };
         Ok(BertLayer {
             qkv,
-            attention_output: Linear::load(k, w, p, &format!("{l}.attention.output.dense"), h, h)?,
+            attention_output: Linear::load(
+                k,
+                w,
+                p,
+                &format!("{l}.attention.output.dense"),
+                h,
+                h,
+                precision,
+            )?,
             attention_layer_norm: LayerNorm::load(
                 w,
                 p,
@@ -63,8 +81,16 @@ impl BertLayer {
                 h,
                 eps,
             )?,
-            intermediate: Linear::load(k, w, p, &format!("{l}.intermediate.dense"), f, h)?,
-            output: Linear::load(k, w, p, &format!("{l}.output.dense"), h, f)?,
+            intermediate: Linear::load(
+                k,
+                w,
+                p,
+                &format!("{l}.intermediate.dense"),
+                f,
+                h,
+                precision,
+            )?,
+            output: Linear::load(k, w, p, &format!("{l}.output.dense"), h, f, precision)?,
             output_layer_norm: LayerNorm::load(w, p, &format!("{l}.output.LayerNorm"), h, eps)?,
         })
     }

@@ -5,6 +5,7 @@ use crossenc_kernels::{Activation, Kernels};
 use super::linear::Linear;
 use crate::config::{Architecture, BertConfig};
 use crate::error::Result;
+use crate::load::Precision;
 use crate::weights::Weights;
 
 /// `tanh(dense(h[CLS]))`.
@@ -21,7 +22,7 @@ impl BertPooler {
     ) -> Result<BertPooler> {
         let h = c.hidden_size;
         Ok(BertPooler {
-            dense: Linear::load(k, w, p, "pooler.dense", h, h)?,
+            dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32)?,
         })
     }
 
@@ -50,18 +51,18 @@ impl ClassificationHead {
         let p = c.architecture.prefix();
         Ok(match c.architecture {
             Architecture::Bert => ClassificationHead {
-                dense: Linear::load(k, w, p, "pooler.dense", h, h)?,
+                dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32)?,
                 act: Activation::Tanh,
-                out_proj: Linear::load(k, w, "", "classifier", labels, h)?,
+                out_proj: Linear::load(k, w, "", "classifier", labels, h, Precision::F32)?,
             },
             Architecture::XlmRoberta | Architecture::Electra => ClassificationHead {
-                dense: Linear::load(k, w, "", "classifier.dense", h, h)?,
+                dense: Linear::load(k, w, "", "classifier.dense", h, h, Precision::F32)?,
                 act: if c.architecture == Architecture::Electra {
                     Activation::GeluErf
                 } else {
                     Activation::Tanh
                 },
-                out_proj: Linear::load(k, w, "", "classifier.out_proj", labels, h)?,
+                out_proj: Linear::load(k, w, "", "classifier.out_proj", labels, h, Precision::F32)?,
             },
         })
     }

@@ -2,9 +2,10 @@
 //! packed once for the GEMM, its bias fused into the GEMM's epilogue) and
 //! `nn.LayerNorm`.
 
-use crossenc_kernels::{Epilogue, Kernels, PackedMatrix, Threading};
+use crossenc_kernels::{Epilogue, Kernels, PackedMatrix, QuantizedMatrix, Threading};
 
 use crate::error::Result;
+use crate::load::Precision;
 use crate::weights::Weights;
 
 /// Rows per parallel task for row-wise work (embeddings, layer norm).
@@ -12,12 +13,45 @@ pub(crate) const ROWS_PER_TASK: usize = 32;
 
 /// `nn.Linear`: a weight packed for the kernels, and its bias.
 pub(crate) struct Linear {
-    weight: PackedMatrix,
+    weight: Weight,
     bias: Vec<f32>,
 }
 
+/// A linear layer's weight in the precision it computes in; only that copy
+/// is kept.
+enum Weight {
+    F32(PackedMatrix),
+    /// Blocks of 32 along K, 8 bits (see `crossenc_kernels::qgemm`).
+    Int8(QuantizedMatrix),
+}
+
+impl Weight {
+    fn pack(k: &Kernels, weight: &[f32], out: usize, input: usize, precision: Precision) -> Weight {
+        match precision {
+            Precision::F32 => Weight::F32(k.pack_linear(weight, out, input)),
+            Precision::Int8 => Weight::Int8(k.quantize_linear(weight, out, input)),
+        }
+    }
+
+    fn k(&self) -> usize {
+        match self {
+            Weight::F32(w) => w.k(),
+            Weight::Int8(w) => w.k(),
+        }
+    }
+
+    fn n(&self) -> usize {
+        match self {
+            Weight::F32(w) => w.n(),
+            Weight::Int8(w) => w.n(),
+        }
+    }
+}
+
 impl Linear {
-    /// Loads `{name}.weight: [out, input]` and `{name}.bias: [out]`.
+    /// Loads `{name}.weight: [out, input]` and `{name}.bias: [out]`, the
+    /// weight for computing in `precision`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn load(
         k: &Kernels,
         w: &Weights<'_>,
@@ -25,9 +59,10 @@ impl Linear {
         name: &str,
         out: usize,
         input: usize,
+        precision: Precision,
     ) -> Result<Linear> {
         let weight = w.with(prefix, &format!("{name}.weight"), &[out, input], |weight| {
-            k.pack_linear(weight, out, input)
+            Weight::pack(k, weight, out, input, precision)
         })?;
         let bias = w.get(prefix, &format!("{name}.bias"), &[out])?;
         Ok(Linear { weight, bias })
@@ -42,6 +77,7 @@ impl Linear {
         names: &[&str],
         out: usize,
         input: usize,
+        precision: Precision,
     ) -> Result<Linear> {
         let mut weight = Vec::with_capacity(names.len() * out * input);
         let mut bias = Vec::with_capacity(names.len() * out);
@@ -52,7 +88,7 @@ impl Linear {
             bias.extend(w.get(prefix, &format!("{name}.bias"), &[out])?);
         }
         Ok(Linear {
-            weight: k.pack_linear(&weight, names.len() * out, input),
+            weight: Weight::pack(k, &weight, names.len() * out, input, precision),
             bias,
         })
     }
@@ -118,7 +154,10 @@ impl Linear {
         epilogue: Epilogue<'_>,
     ) {
         let input = self.weight.k();
-        k.gemm(m, x, input, &self.weight, y, ldy, epilogue, Threading::Auto);
+        match &self.weight {
+            Weight::F32(w) => k.gemm(m, x, input, w, y, ldy, epilogue, Threading::Auto),
+            Weight::Int8(w) => k.qgemm(m, x, input, w, y, ldy, epilogue, Threading::Auto),
+        }
     }
 }
 

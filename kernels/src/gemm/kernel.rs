@@ -260,7 +260,7 @@ unsafe fn finish_plain<S: Simd, const MR: usize, const NV: usize, const ACCUMULA
 /// # Safety
 /// As [`tile`].
 #[inline(always)]
-unsafe fn finish<S: Simd, const MR: usize, const NV: usize, const FULL: bool>(
+pub(crate) unsafe fn finish<S: Simd, const MR: usize, const NV: usize, const FULL: bool>(
     s: S,
     acc: &[[S::V; NV]; MR],
     c: *mut f32,

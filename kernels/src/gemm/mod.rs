@@ -248,22 +248,12 @@ impl Kernels {
             c.len() >= span(m, ldc, n, 1),
             "gemm: C too short for [{m}, {n}]"
         );
-        let (bias, residual, ld_residual, act) = match epilogue {
-            Epilogue::None => (None, None, 0, None),
-            Epilogue::Bias(bias) => (Some(bias), None, 0, None),
-            Epilogue::BiasActivation(bias, act) => (Some(bias), None, 0, Some(act)),
-            Epilogue::BiasResidual { bias, residual, ld } => {
-                assert!(ld >= n, "gemm: residual row stride shorter than a row");
-                assert!(
-                    residual.len() >= span(m, ld, n, 1),
-                    "gemm: residual too short for [{m}, {n}]"
-                );
-                (Some(bias), Some(residual), ld, None)
-            }
-        };
-        if let Some(bias) = bias {
-            assert!(bias.len() >= n, "gemm: bias shorter than n = {n}");
-        }
+        let TileOuts {
+            bias,
+            residual,
+            ld_residual,
+            act,
+        } = tile_out(m, n, epilogue);
         let problem = Problem {
             m,
             k,
@@ -277,8 +267,8 @@ impl Kernels {
             ldc,
             alpha: 1.0,
             beta: 0.0,
-            bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
-            residual: residual.map_or(std::ptr::null(), <[f32]>::as_ptr),
+            bias,
+            residual,
             ld_residual,
             act,
         };
@@ -288,5 +278,67 @@ impl Kernels {
         with_microkernel!(self.backend, |kernel| unsafe {
             blocking::run(kernel, &problem, threading)
         })
+    }
+}
+
+/// An epilogue as pointers, checked against the shape of C once per GEMM;
+/// [`TileOuts::offset`] gives each tile its part.
+pub(crate) struct TileOuts {
+    bias: *const f32,
+    residual: *const f32,
+    ld_residual: usize,
+    act: Option<Activation>,
+}
+
+/// Checks `epilogue` against `C: [m, n]` and takes its pointers.
+///
+/// # Panics
+/// If the bias is shorter than `n`, or the residual too short for `[m, n]`.
+pub(crate) fn tile_out(m: usize, n: usize, epilogue: Epilogue<'_>) -> TileOuts {
+    let (bias, residual, ld_residual, act) = match epilogue {
+        Epilogue::None => (None, None, 0, None),
+        Epilogue::Bias(bias) => (Some(bias), None, 0, None),
+        Epilogue::BiasActivation(bias, act) => (Some(bias), None, 0, Some(act)),
+        Epilogue::BiasResidual { bias, residual, ld } => {
+            assert!(ld >= n, "gemm: residual row stride shorter than a row");
+            assert!(
+                residual.len() >= span(m, ld, n, 1),
+                "gemm: residual too short for [{m}, {n}]"
+            );
+            (Some(bias), Some(residual), ld, None)
+        }
+    };
+    if let Some(bias) = bias {
+        assert!(bias.len() >= n, "gemm: bias shorter than n = {n}");
+    }
+    TileOuts {
+        bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+        residual: residual.map_or(std::ptr::null(), <[f32]>::as_ptr),
+        ld_residual,
+        act,
+    }
+}
+
+// SAFETY: the pointers are into the bias and residual slices the GEMM
+// borrows for its whole run, which tasks on other threads only read.
+unsafe impl Send for TileOuts {}
+// SAFETY: as above.
+unsafe impl Sync for TileOuts {}
+
+impl TileOuts {
+    /// The whole epilogue for the tile whose first element is `C[row, col]`
+    /// (`C = act(A·B + bias + residual)`, C not read).
+    pub(crate) fn offset(&self, row: usize, col: usize) -> kernel::TileOut {
+        let mut out = kernel::TileOut::plain(1.0, 0.0);
+        if !self.bias.is_null() {
+            out.bias = self.bias.wrapping_add(col);
+        }
+        if !self.residual.is_null() {
+            out.residual = self.residual.wrapping_add(row * self.ld_residual + col);
+            out.ld_residual = self.ld_residual;
+        }
+        out.act = self.act;
+        out.prefetch_c = true;
+        out
     }
 }

@@ -9,7 +9,7 @@ mod bench;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use crossenc::{Builder, CrossEncoder, LongDocs, Progress, ScoreActivation, Truncation};
+use crossenc::{Builder, CrossEncoder, LongDocs, Precision, Progress, ScoreActivation, Truncation};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -92,6 +92,9 @@ enum BenchCommand {
         /// Threads (default: 1 and all cores).
         #[arg(long)]
         threads: Option<usize>,
+        /// Precision of the GEMM.
+        #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+        precision: PrecisionArg,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -133,6 +136,10 @@ struct RunArgs {
     /// Threads to compute on (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Precision of the encoder's linear layers: `f32` (PyTorch's results) or `int8` (8-bit
+    /// blocks of 32, faster; attention, layer norm and the head stay f32).
+    #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
+    precision: PrecisionArg,
     /// Print what was loaded (ISA, max length, activation) to stderr.
     #[arg(long, short)]
     verbose: bool,
@@ -146,7 +153,8 @@ impl RunArgs {
             .truncation(match self.truncation {
                 TruncationArg::LongestFirst => Truncation::LongestFirst,
                 TruncationArg::OnlySecond => Truncation::OnlySecond,
-            });
+            })
+            .precision(self.precision.into());
         if let Some(n) = self.max_length {
             builder = builder.max_length(n);
         }
@@ -177,6 +185,21 @@ struct ModelArgs {
     /// With --long-docs max|mean: document tokens between window starts (default: half a window).
     #[arg(long)]
     window_stride: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrecisionArg {
+    F32,
+    Int8,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::Int8 => Precision::Int8,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -281,14 +304,15 @@ fn load(args: &ModelArgs) -> Result<CrossEncoder> {
     if args.run.verbose {
         let c = model.config();
         eprintln!(
-            "crossenc: {} layers, hidden {}, {} label(s); max length {}; activation {}; long documents {}; kernels {}",
+            "crossenc: {} layers, hidden {}, {} label(s); max length {}; activation {}; long documents {}; precision {}; kernels {}",
             c.num_hidden_layers,
             c.hidden_size,
             c.num_labels(),
             model.max_length(),
             model.activation().name(),
             model.long_docs().name(),
-            model.isa()
+            model.precision().name(),
+            model.kernel_path()
         );
     }
     Ok(model)
@@ -554,11 +578,13 @@ fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunA
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
     if run.verbose {
         eprintln!(
-            "crossenc: embeddings of {} floats; pooling {:?}; normalize {}; max length {}",
+            "crossenc: embeddings of {} floats; pooling {:?}; normalize {}; max length {}; precision {}; kernels {}",
             embedder.dimension(),
             embedder.pooling(),
             embedder.normalize(),
-            embedder.max_length()
+            embedder.max_length(),
+            embedder.precision().name(),
+            embedder.kernel_path()
         );
     }
     // Each embedding is written as soon as its batch is done: memory stays
@@ -587,7 +613,11 @@ fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunA
 fn bench(what: BenchCommand) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match what {
-        BenchCommand::Gemm { threads, json } => bench::gemm::run(threads, json, &mut out)?,
+        BenchCommand::Gemm {
+            threads,
+            json,
+            precision,
+        } => bench::gemm::run(threads, json, precision.into(), &mut out)?,
         BenchCommand::Model {
             model,
             workload,

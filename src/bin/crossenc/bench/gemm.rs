@@ -2,7 +2,13 @@
 //! of this machine's FMA peak (measured in the same run), and against
 //! matrixmultiply on the same shape and thread count.
 //!
-//! Run: `crossenc bench gemm [--threads N] [--json]`, or
+//! With `--precision int8`, the int8 GEMM (blocks of 32, activations
+//! quantized per call, included in the time) in GOP/s (a multiply-add is two
+//! operations) against the int8 peak: a register-resident loop of the int8
+//! kernel's own instruction (`vpdpbusd`), measured in the same run. Where the
+//! int8 path has no SIMD instruction (portable), the f32 FMA peak stands in.
+//!
+//! Run: `crossenc bench gemm [--threads N] [--json] [--precision f32|int8]`, or
 //! `cargo bench --bench gemm` (same table). `CROSSENC_ISA` picks the kernels.
 //!
 //! matrixmultiply sizes its thread pool once per process (from
@@ -14,6 +20,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
+use crossenc::Precision;
 use crossenc_kernels::{peak, Epilogue, Isa, Kernels, Threading};
 
 /// Rows of A (tokens in a batch): one short pair, a long pair, a batch.
@@ -42,9 +49,11 @@ pub struct Row {
     pub n: usize,
     /// Threads in the rayon pool (and matrixmultiply's pool).
     pub threads: usize,
-    /// Our GEMM, median GFLOP/s.
+    /// The precision timed.
+    pub precision: Precision,
+    /// Our GEMM, median GFLOP/s (GOP/s for int8).
     pub gflops: f64,
-    /// The FMA loop's GFLOP/s at this thread count.
+    /// The peak loop's GFLOP/s (GOP/s of the int8 instruction for int8) at this thread count.
     pub peak_gflops: f64,
     /// `100 · gflops / peak_gflops`.
     pub pct_peak: f64,
@@ -58,7 +67,8 @@ impl Row {
     /// The row as one JSON object.
     pub fn to_json(self) -> String {
         format!(
-            "{{\"m\":{},\"k\":{},\"n\":{},\"threads\":{},\"gflops\":{:.2},\"peak_gflops\":{:.2},\"pct_peak\":{:.2},\"matrixmultiply_gflops\":{:.2},\"speedup\":{:.3}}}",
+            "{{\"precision\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"threads\":{},\"gflops\":{:.2},\"peak_gflops\":{:.2},\"pct_peak\":{:.2},\"matrixmultiply_gflops\":{:.2},\"speedup\":{:.3}}}",
+            self.precision.name(),
             self.m,
             self.k,
             self.n,
@@ -77,7 +87,12 @@ impl Row {
 /// `threads`: `Some(t)` for `t` threads only; `None` for 1 and the machine's
 /// core count. Kernels come from `Kernels::detect` (so `CROSSENC_ISA` applies);
 /// the peak is measured with the best ISA this CPU has.
-pub fn run(threads: Option<usize>, json: bool, out: &mut dyn Write) -> io::Result<()> {
+pub fn run(
+    threads: Option<usize>,
+    json: bool,
+    precision: Precision,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     if std::env::var_os(CHILD_ENV).is_some() {
         return matrixmultiply_child(out);
     }
@@ -90,7 +105,11 @@ pub fn run(threads: Option<usize>, json: bool, out: &mut dyn Write) -> io::Resul
     };
     let best = Kernels::with_isa(Isa::best()).map_err(io::Error::other)?;
     if !json {
-        writeln!(out, "crossenc bench gemm: {kernels}")?;
+        let path = match precision {
+            Precision::F32 => String::new(),
+            Precision::Int8 => format!(" (int8: {})", kernels.int8_path()),
+        };
+        writeln!(out, "crossenc bench gemm: {kernels}{path}")?;
     }
     for &t in &thread_counts {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -101,12 +120,17 @@ pub fn run(threads: Option<usize>, json: bool, out: &mut dyn Write) -> io::Resul
         // Peak samples interleaved with the cells, so on a shared machine the
         // peak and the GEMMs divided by it see the same conditions.
         let fma = peak::FmaPeak::new(best, t);
-        let mut peak_samples = vec![fma.sample()];
+        let int8 = match precision {
+            Precision::Int8 => peak::Int8Peak::new(kernels, t),
+            Precision::F32 => None,
+        };
+        let sample = || int8.map_or_else(|| fma.sample(), |p| p.sample());
+        let mut peak_samples = vec![sample()];
         let mut cells = Vec::new();
         for m in M_SIZES {
             for (k, n) in SHAPES {
-                peak_samples.push(fma.sample());
-                let gflops = pool.install(|| time_ours(kernels, m, k, n));
+                peak_samples.push(sample());
+                let gflops = pool.install(|| time_ours(kernels, precision, m, k, n));
                 let mm = reference
                     .as_ref()
                     .and_then(|r| r.iter().find(|&&(rm, rk, rn, _)| (rm, rk, rn) == (m, k, n)))
@@ -118,13 +142,19 @@ pub fn run(threads: Option<usize>, json: bool, out: &mut dyn Write) -> io::Resul
         let peak = peak::median(peak_samples);
         if !json {
             writeln!(out)?;
-            writeln!(
-                out,
-                "{t} thread(s): FMA peak {peak:.1} GFLOP/s (median of {} samples of a {}-lane {} FMA loop)",
-                M_SIZES.len() * SHAPES.len() + 1,
-                peak::vector_lanes(best),
-                best.isa(),
-            )?;
+            let samples = M_SIZES.len() * SHAPES.len() + 1;
+            match int8 {
+                Some(_) => writeln!(
+                    out,
+                    "{t} thread(s): int8 peak {peak:.1} GOP/s (median of {samples} samples of a vpdpbusd zmm loop)",
+                )?,
+                None => writeln!(
+                    out,
+                    "{t} thread(s): FMA peak {peak:.1} GFLOP/s (median of {samples} samples of a {}-lane {} FMA loop)",
+                    peak::vector_lanes(best),
+                    best.isa(),
+                )?,
+            }
             if reference.is_none() {
                 writeln!(
                     out,
@@ -139,6 +169,7 @@ pub fn run(threads: Option<usize>, json: bool, out: &mut dyn Write) -> io::Resul
         }
         for (m, k, n, gflops, mm) in cells {
             let row = Row {
+                precision,
                 m,
                 k,
                 n,
@@ -194,12 +225,29 @@ fn median_gflops(flops: f64, mut f: impl FnMut()) -> f64 {
     peak::median(gflops)
 }
 
-/// Our GEMM, weight prepacked as the model does it, on the current rayon pool.
-fn time_ours(kernels: Kernels, m: usize, k: usize, n: usize) -> f64 {
+/// Our GEMM, weight prepacked (or quantized) as the model does it, on the
+/// current rayon pool.
+fn time_ours(kernels: Kernels, precision: Precision, m: usize, k: usize, n: usize) -> f64 {
     let a = filled(m * k, 1);
     let weight = filled(n * k, 2); // nn.Linear layout [out = n, in = k]
-    let packed = kernels.pack_linear(&weight, n, k);
     let mut c = vec![0.0f32; m * n];
+    if precision == Precision::Int8 {
+        let quantized = kernels.quantize_linear(&weight, n, k);
+        return median_gflops(2.0 * (m * k * n) as f64, || {
+            kernels.qgemm(
+                m,
+                &a,
+                k,
+                &quantized,
+                &mut c,
+                n,
+                Epilogue::None,
+                Threading::Auto,
+            );
+            std::hint::black_box(&mut c);
+        });
+    }
+    let packed = kernels.pack_linear(&weight, n, k);
     median_gflops(2.0 * (m * k * n) as f64, || {
         kernels.gemm(
             m,

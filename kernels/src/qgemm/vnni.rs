@@ -1,0 +1,207 @@
+//! The int8 tile on AVX-512 VNNI: 6 rows x 32 columns.
+//!
+//! Why 6 x 32: each (row, 16 columns) needs an int32 block accumulator and an
+//! f32 running sum, so a 6 x 32 tile holds 24 accumulators, plus 2 registers
+//! of B, 2 of offsets and 2 of scales and the broadcast row of A: 31 of the 32
+//! zmm registers. Per 4 K values a row costs one broadcast and two
+//! `vpdpbusd` (64 multiply-adds each); per block of 32, two conversions, a
+//! multiply and two FMAs fold the block's sums into the f32 sums.
+
+use std::arch::x86_64::*;
+
+use super::{QuantizedMatrix, Rows, GROUP, GROUPS, QBLOCK};
+use crate::gemm::kernel::{finish, TileOut};
+use crate::isa::Avx512VnniToken;
+
+/// Rows per tile.
+pub(super) const MR: usize = 6;
+/// Columns per tile and panel: two zmm of 16 int32 lanes.
+pub(super) const NR: usize = 32;
+
+/// As [`super::portable::tile`], with the same results bit for bit.
+///
+/// # Safety
+/// As [`super::portable::tile`]; `b` was quantized for this kernel (NR = 32)
+/// and `a` holds unsigned (`q + 128`) bytes.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(super) unsafe fn tile(
+    token: Avx512VnniToken,
+    a: &Rows<'_>,
+    r0: usize,
+    rows: usize,
+    b: &QuantizedMatrix,
+    p: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    out: &TileOut,
+) {
+    // SAFETY: the token proves the features; the rest is the caller's guarantee.
+    unsafe { tile_impl(token, a, r0, rows, b, p, c, ldc, cols, out) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_impl(
+    token: Avx512VnniToken,
+    a: &Rows<'_>,
+    r0: usize,
+    rows: usize,
+    b: &QuantizedMatrix,
+    p: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    out: &TileOut,
+) {
+    let kb = a.kb;
+    assert!((1..=MR).contains(&rows) && cols <= NR && b.nr == NR);
+    assert!(a.bytes.len() >= (r0 + rows) * a.kp && a.scales.len() >= (r0 + rows) * kb);
+    assert!(b.data.len() >= (p + 1) * kb * QBLOCK * NR);
+    // Rows past `rows` repeat the last real one; `finish` never stores them.
+    let row = |r: usize| r0 + r.min(rows - 1);
+    let a_rows: [*const u8; MR] = std::array::from_fn(|r| a.bytes[row(r) * a.kp..].as_ptr());
+    let panel = b.data[p * kb * QBLOCK * NR..].as_ptr();
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for blk in 0..kb {
+        let at = (p * kb + blk) * NR;
+        // SAFETY: the panel holds kb blocks of NR offsets and scales (asserted
+        // through `data`, which has the same panel and block count).
+        let (o0, o1, s0, s1) = unsafe {
+            let o = b.offsets.as_ptr().add(at);
+            let s = b.scales.as_ptr().add(at);
+            (
+                _mm512_loadu_si512(o.cast()),
+                _mm512_loadu_si512(o.add(16).cast()),
+                _mm512_loadu_ps(s),
+                _mm512_loadu_ps(s.add(16)),
+            )
+        };
+        let mut dots = [[o0, o1]; MR];
+        for g in 0..GROUPS {
+            // SAFETY: group g of block blk of the panel: NR x 4 bytes inside it.
+            let (b0, b1) = unsafe {
+                let bp = panel.add((blk * GROUPS + g) * NR * GROUP);
+                (
+                    _mm512_loadu_si512(bp.cast()),
+                    _mm512_loadu_si512(bp.add(64).cast()),
+                )
+            };
+            for (r, dots_row) in dots.iter_mut().enumerate() {
+                // SAFETY: 4 bytes of row r, block blk, group g: inside its kp bytes.
+                let four = unsafe {
+                    std::ptr::read_unaligned(a_rows[r].add(blk * QBLOCK + g * GROUP).cast::<i32>())
+                };
+                let av = _mm512_set1_epi32(four);
+                dots_row[0] = _mm512_dpbusd_epi32(dots_row[0], av, b0);
+                dots_row[1] = _mm512_dpbusd_epi32(dots_row[1], av, b1);
+            }
+        }
+        for (r, (acc_row, dots_row)) in acc.iter_mut().zip(&dots).enumerate() {
+            let sa = _mm512_set1_ps(a.scales[row(r) * kb + blk]);
+            let (p0, p1) = (_mm512_mul_ps(s0, sa), _mm512_mul_ps(s1, sa));
+            acc_row[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots_row[0]), p0, acc_row[0]);
+            acc_row[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots_row[1]), p1, acc_row[1]);
+        }
+    }
+    let s = token.avx512();
+    // SAFETY: the caller's guarantee for the tile of C and `out`.
+    unsafe {
+        if rows == MR && cols == NR {
+            finish::<_, MR, 2, true>(s, &acc, c, ldc, rows, cols, out)
+        } else {
+            finish::<_, MR, 2, false>(s, &acc, c, ldc, rows, cols, out)
+        }
+    }
+}
+
+/// Independent `vpdpbusd` chains for the peak loop: more than pipes x latency.
+const PEAK_CHAINS: usize = 12;
+
+/// `iters` rounds of [`PEAK_CHAINS`] independent `vpdpbusd` on registers
+/// (64 multiply-adds each): the int8 peak's loop.
+pub(crate) fn dpbusd_loop(token: Avx512VnniToken, iters: u64, seed: i32) -> i32 {
+    // SAFETY: the token proves the features.
+    unsafe { dpbusd_loop_impl(token, iters, seed) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+fn dpbusd_loop_impl(_token: Avx512VnniToken, iters: u64, seed: i32) -> i32 {
+    let a = _mm512_set1_epi32(std::hint::black_box(seed));
+    let b = _mm512_set1_epi32(std::hint::black_box(seed ^ 0x0101_0101));
+    let mut acc = [_mm512_setzero_si512(); PEAK_CHAINS];
+    for _ in 0..iters {
+        for acc in &mut acc {
+            *acc = _mm512_dpbusd_epi32(*acc, a, b);
+        }
+    }
+    let total = acc
+        .into_iter()
+        .fold(_mm512_setzero_si512(), |t, x| _mm512_add_epi32(t, x));
+    _mm512_reduce_add_epi32(total)
+}
+
+/// Multiply-adds per round of [`dpbusd_loop`].
+pub(crate) const PEAK_MACS_PER_ITER: usize = PEAK_CHAINS * 64;
+
+/// One row of A quantized for this kernel (bytes `q + 128`), exactly as
+/// [`super::quantize_block`] defines it: the same max, the same `127 / max`,
+/// and `vcvtps2dq` rounds to nearest even as `round_ties_even` does.
+pub(super) fn quantize_row(
+    token: Avx512VnniToken,
+    row: &[f32],
+    bytes: &mut [u8],
+    scales: &mut [f32],
+) {
+    // SAFETY: the token proves the features.
+    unsafe { quantize_row_impl(token, row, bytes, scales) }
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+fn quantize_row_impl(_token: Avx512VnniToken, row: &[f32], bytes: &mut [u8], scales: &mut [f32]) {
+    let k = row.len();
+    assert!(bytes.len() >= scales.len() * QBLOCK && scales.len() * QBLOCK >= k);
+    let offset = _mm512_set1_epi32(128);
+    for (b, scale) in scales.iter_mut().enumerate() {
+        let start = b * QBLOCK;
+        let len = QBLOCK.min(k.saturating_sub(start));
+        // Lanes of each half inside the row; the rest load as zeros.
+        let m0 = if len >= 16 {
+            0xFFFF
+        } else {
+            (1u32 << len) as u16 - 1
+        };
+        let m1 = if len >= 32 {
+            0xFFFF
+        } else if len > 16 {
+            (1u32 << (len - 16)) as u16 - 1
+        } else {
+            0
+        };
+        // SAFETY: the masks cover only elements start..start + len < k.
+        let (x0, x1) = unsafe {
+            let p = row.as_ptr().add(start.min(k));
+            (
+                _mm512_maskz_loadu_ps(m0, p),
+                _mm512_maskz_loadu_ps(m1, p.wrapping_add(16)),
+            )
+        };
+        let max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+        let dst = &mut bytes[start..start + QBLOCK];
+        if max == 0.0 || !max.is_finite() {
+            dst.fill(128);
+            *scale = if max.is_finite() { 0.0 } else { f32::NAN };
+            continue;
+        }
+        let inv = _mm512_set1_ps(127.0 / max);
+        let q0 = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x0, inv)), offset);
+        let q1 = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x1, inv)), offset);
+        // SAFETY: dst holds QBLOCK = 32 bytes: two stores of 16.
+        unsafe {
+            _mm_storeu_si128(dst.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q0));
+            _mm_storeu_si128(dst.as_mut_ptr().add(16).cast(), _mm512_cvtepi32_epi8(q1));
+        }
+        *scale = max / 127.0;
+    }
+}

@@ -1,0 +1,195 @@
+//! The int8 GEMM on every path the host has against the definition in
+//! `reference::qgemm`, bit for bit, on awkward sizes (1, MR±1, a block ±1,
+//! BERT shapes), one thread and several; and its error against f32.
+
+mod common;
+
+use common::{every_isa, filled};
+use crossenc_kernels::{reference, Activation, Epilogue, Kernels, Threading};
+
+const SIZES: [(usize, usize, usize); 12] = [
+    (1, 1, 1),
+    (1, 32, 1),
+    (5, 31, 15),
+    (6, 33, 32),
+    (7, 64, 33),
+    (13, 65, 31),
+    (48, 96, 64),
+    (97, 384, 100),
+    (50, 384, 1152),
+    (33, 1536, 384),
+    (2, 8, 200),
+    (130, 128, 17),
+];
+
+#[test]
+fn every_int8_path_matches_the_definition_bit_for_bit() {
+    for kernels in every_isa() {
+        let path = kernels.int8_path();
+        for (m, k, n) in SIZES {
+            let x = filled(m * k, 1 + m as u32);
+            let w = filled(n * k, 2 + n as u32);
+            let want = reference::qgemm(m, k, n, &x, &w);
+            let b = kernels.quantize_linear(&w, n, k);
+            for threading in [Threading::Single, Threading::Auto] {
+                // A padded C: the stores must stay inside their rows.
+                let ldc = n + 3;
+                let mut c = vec![f32::NAN; m * ldc];
+                kernels.qgemm(m, &x, k, &b, &mut c, ldc, Epilogue::None, threading);
+                for i in 0..m {
+                    for j in 0..n {
+                        assert_eq!(
+                            c[i * ldc + j].to_bits(),
+                            want[i * n + j].to_bits(),
+                            "{path} m={m} k={k} n={n} {threading:?}: C[{i}, {j}] = {}, want {}",
+                            c[i * ldc + j],
+                            want[i * n + j]
+                        );
+                    }
+                    assert!(
+                        c[i * ldc + n..(i + 1) * ldc].iter().all(|v| v.is_nan()),
+                        "{path} m={m} k={k} n={n}: wrote past row {i}"
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "{path} ({}): bit-exact on {} shapes",
+            kernels.isa(),
+            SIZES.len()
+        );
+    }
+}
+
+#[test]
+fn int8_threads_give_the_same_bits() {
+    for kernels in every_isa() {
+        let (m, k, n) = (300, 384, 1152);
+        let x = filled(m * k, 5);
+        let w = filled(n * k, 6);
+        let b = kernels.quantize_linear(&w, n, k);
+        let mut one = vec![0.0; m * n];
+        kernels.qgemm(m, &x, k, &b, &mut one, n, Epilogue::None, Threading::Single);
+        for threads in [2, 3, 5] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut many = vec![0.0; m * n];
+            pool.install(|| {
+                kernels.qgemm(m, &x, k, &b, &mut many, n, Epilogue::None, Threading::Auto)
+            });
+            assert!(
+                one == many,
+                "{}: {threads} threads differ",
+                kernels.int8_path()
+            );
+        }
+    }
+}
+
+#[test]
+fn int8_epilogues_match_f32_math_on_the_int8_product() {
+    for kernels in every_isa() {
+        let (m, k, n) = (19, 100, 45);
+        let x = filled(m * k, 7);
+        let w = filled(n * k, 8);
+        let bias = filled(n, 9);
+        let residual = filled(m * n, 10);
+        let prod = reference::qgemm(m, k, n, &x, &w);
+        let b = kernels.quantize_linear(&w, n, k);
+        let mut c = vec![0.0; m * n];
+        let ep = Epilogue::BiasResidual {
+            bias: &bias,
+            residual: &residual,
+            ld: n,
+        };
+        kernels.qgemm(m, &x, k, &b, &mut c, n, ep, Threading::Auto);
+        for i in 0..m {
+            for j in 0..n {
+                let want = prod[i * n + j] + bias[j] + residual[i * n + j];
+                assert_eq!(
+                    c[i * n + j],
+                    want,
+                    "{} residual C[{i}, {j}]",
+                    kernels.int8_path()
+                );
+            }
+        }
+        kernels.qgemm(
+            m,
+            &x,
+            k,
+            &b,
+            &mut c,
+            n,
+            Epilogue::BiasActivation(&bias, Activation::GeluErf),
+            Threading::Auto,
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let z = (prod[i * n + j] + bias[j]) as f64;
+                let want = 0.5 * z * (1.0 + erf(z / std::f64::consts::SQRT_2));
+                let got = c[i * n + j] as f64;
+                assert!(
+                    (got - want).abs() <= 3e-6 + 1e-5 * want.abs(),
+                    "{} gelu C[{i}, {j}] = {got}, want {want} (z = {z})",
+                    kernels.int8_path()
+                );
+            }
+        }
+    }
+}
+
+/// erf by its Taylor series, good to ~1e-11 on |x| <= 3.5 (the terms grow
+/// to ~e^(x²) before they cancel); beyond, ±1 is within 7.5e-7, so GELU
+/// within 2e-6 for |z| < 6: hence the 3e-6 absolute tolerance.
+fn erf(x: f64) -> f64 {
+    if x.abs() > 3.5 {
+        return x.signum();
+    }
+    // erf(x) = 2/sqrt(pi) * sum_n (-1)^n x^(2n+1) / (n! (2n+1))
+    let mut sum = 0.0f64;
+    let mut term = x;
+    let mut n = 0.0f64;
+    while term.abs() > 1e-17 * sum.abs().max(1e-300) || n < 5.0 {
+        sum += term / (2.0 * n + 1.0);
+        n += 1.0;
+        term *= -x * x / n;
+        if n > 200.0 {
+            break;
+        }
+    }
+    sum * 2.0 / std::f64::consts::PI.sqrt()
+}
+
+#[test]
+fn int8_error_against_f32_is_small() {
+    // Blocks of 32 at 8 bits: each product's relative error is about 2/127
+    // per operand at worst, far less on average; the sum's error relative to
+    // Σ|x·w| stays well under 1%.
+    let kernels = Kernels::detect().unwrap();
+    let (m, k, n) = (64, 384, 96);
+    let x = filled(m * k, 11);
+    let w = filled(n * k, 12);
+    let b = kernels.quantize_linear(&w, n, k);
+    let mut c = vec![0.0; m * n];
+    kernels.qgemm(m, &x, k, &b, &mut c, n, Epilogue::None, Threading::Auto);
+    let mut worst = 0.0f64;
+    for i in 0..m {
+        for j in 0..n {
+            let (mut dot, mut mag) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                let prod = x[i * k + p] as f64 * w[j * k + p] as f64;
+                dot += prod;
+                mag += prod.abs();
+            }
+            worst = worst.max((c[i * n + j] as f64 - dot).abs() / mag);
+        }
+    }
+    eprintln!(
+        "int8 ({}): worst |error| / sum|x·w| = {worst:.2e}",
+        kernels.int8_path()
+    );
+    assert!(worst < 5e-3, "{worst}");
+}
