@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{fixture_dir, reference};
-use crossenc::{CrossEncoder, PackedBatch, Scratch};
+use crossenc::{CrossEncoder, PackedBatch, Precision, Scratch};
 
 struct Counting;
 
@@ -39,14 +39,16 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn repeated_forward_allocates_nothing() {
-    for (name, threads) in [
-        ("bert-l2-h32", Some(2)),
-        ("tinybert-h128", Some(1)),
-        ("bert-3labels", Some(2)),
-        ("bert-l2-h32", None),
+    for (name, threads, precision) in [
+        ("bert-l2-h32", Some(2), Precision::F32),
+        ("tinybert-h128", Some(1), Precision::F32),
+        ("bert-3labels", Some(2), Precision::F32),
+        ("bert-l2-h32", None, Precision::F32),
+        ("tinybert-h128", Some(2), Precision::Int8),
+        ("bert-l2-h32", None, Precision::Int8),
     ] {
         let r = reference(name);
-        let mut builder = CrossEncoder::builder();
+        let mut builder = CrossEncoder::builder().precision(precision);
         if let Some(threads) = threads {
             builder = builder.threads(threads);
         }
@@ -92,10 +94,11 @@ fn repeated_forward_allocates_nothing() {
         }
         let again = model.forward(&big, &mut scratch).unwrap();
         assert_eq!(again, &first[..], "{name}: same batch, same logits");
-        println!(
-            "{name} (threads {threads:?}): allocations in {PASSES} passes on the pool: {inside_big}, \
+        eprintln!(
+            "{name} ({}, threads {threads:?}): allocations in {PASSES} passes on the pool: {inside_big}, \
              in {PASSES} smaller batches: {inside_small}; in {} passes from outside: {outside}",
-            2 * PASSES
+            precision.name(),
+            2 * PASSES,
         );
         assert_eq!(inside_big, 0, "{name}: a repeated forward pass allocated");
         assert_eq!(

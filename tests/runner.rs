@@ -6,7 +6,9 @@
 mod common;
 
 use common::fixture_dir;
-use crossenc::{CrossEncoder, Encoder, Error, PackedBatch, Progress, Scratch, SentenceEmbedder};
+use crossenc::{
+    CrossEncoder, Encoder, Error, PackedBatch, Precision, Progress, Scratch, SentenceEmbedder,
+};
 
 /// 1,100 short texts: more than two tokenization chunks (512).
 fn texts() -> Vec<String> {
@@ -186,4 +188,44 @@ fn malformed_packed_batch_is_refused() {
         .logits
         .clone();
     assert_eq!(model.forward(&parts, &mut scratch).unwrap(), &want[..]);
+}
+
+#[test]
+fn int8_scores_do_not_depend_on_batch_order_or_threads() {
+    // Activations are quantized per token, never per batch, and the int8
+    // GEMM is bit-identical over thread counts: so must the scores be.
+    let dir = fixture_dir("tinybert-h128");
+    let texts = texts();
+    let pairs: Vec<(&str, &str)> = texts[..300]
+        .iter()
+        .map(|t| ("a query", t.as_str()))
+        .collect();
+    let build = |threads: usize, batch_size: usize, budget: usize| {
+        CrossEncoder::builder()
+            .precision(Precision::Int8)
+            .threads(threads)
+            .batch_size(batch_size)
+            .token_budget(budget)
+            .build(&dir)
+            .unwrap()
+    };
+    let base = build(1, 256, 2048).predict_all(&pairs).unwrap();
+    let reversed: Vec<(&str, &str)> = pairs.iter().rev().copied().collect();
+    for (threads, batch_size, budget) in [(2, 1, 2048), (3, 7, 64), (2, 256, 100_000)] {
+        let model = build(threads, batch_size, budget);
+        assert_eq!(
+            model.predict_all(&pairs).unwrap(),
+            base,
+            "{threads} threads, batch {batch_size}"
+        );
+        let mut back = model.predict_all(&reversed).unwrap();
+        back.reverse();
+        assert_eq!(back, base, "reversed order, {threads} threads");
+    }
+    // And int8 is not f32 in disguise.
+    let f32 = CrossEncoder::from_dir(&dir)
+        .unwrap()
+        .predict_all(&pairs)
+        .unwrap();
+    assert_ne!(f32, base);
 }

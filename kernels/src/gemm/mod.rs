@@ -146,9 +146,9 @@ pub enum Threading {
     Single,
 }
 
-/// Sizes the calling thread's packing buffer (packed A, about 0.25 MiB) now,
-/// so that its later GEMMs of BERT shapes (hidden and FFN sizes up to a few
-/// thousand) never allocate.
+/// Sizes the calling thread's packing buffers (packed A, about 0.25 MiB, and
+/// the int8 GEMM's quantized A, about 1.1 MiB) now, so that its later GEMMs
+/// of BERT shapes (hidden and FFN sizes up to a few thousand) never allocate.
 ///
 /// Without it each thread grows its buffers the first time it packs, and
 /// which pool thread first meets work is up to the scheduler. Run it on every
@@ -160,6 +160,7 @@ pub enum Threading {
 /// ```
 pub fn reserve_thread_buffers() {
     blocking::reserve_thread_buffers();
+    crate::qgemm::reserve_thread_buffers();
 }
 
 /// Elements a strided operand spans: the index of its last element, plus one.

@@ -169,6 +169,34 @@ thread_local! {
     static QUANTIZED_A: RefCell<QuantizedRows> = RefCell::new(QuantizedRows::default());
 }
 
+/// The smallest quantized-A buffer a thread keeps: 1 MiB of values (a batch
+/// of 2,730 tokens at K = 384, or 682 at K = 1536), so that which pool
+/// thread first meets a GEMM of ordinary size does not decide whether a
+/// later one allocates.
+const FLOOR_BYTES: usize = 1 << 20;
+
+/// Sizes this thread's quantized-A buffer to the floor (see
+/// [`crate::gemm::reserve_thread_buffers`]).
+pub(crate) fn reserve_thread_buffers() {
+    QUANTIZED_A.with(|cell| {
+        if let Ok(mut qa) = cell.try_borrow_mut() {
+            qa.reserve(FLOOR_BYTES);
+        }
+    });
+}
+
+impl QuantizedRows {
+    /// Room for `bytes` values and their scales, grown to a power of two (at
+    /// least the floor) when it must grow.
+    fn reserve(&mut self, bytes: usize) {
+        if self.bytes.len() < bytes {
+            let len = bytes.max(FLOOR_BYTES).next_power_of_two();
+            self.bytes = vec![0; len];
+            self.scales = vec![0.0; len / QBLOCK];
+        }
+    }
+}
+
 /// Rows per parallel quantization task.
 const QUANTIZE_ROWS_PER_TASK: usize = 16;
 
@@ -291,12 +319,7 @@ impl Kernels {
                 Ok(qa) => qa,
                 Err(_) => &mut fresh, // re-entered on this thread: a buffer of its own
             };
-            if qa.bytes.len() < m * kp {
-                qa.bytes.resize(m * kp, 0);
-            }
-            if qa.scales.len() < m * kb {
-                qa.scales.resize(m * kb, 0.0);
-            }
+            qa.reserve(m * kp);
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
             quantize_rows(a, lda, k, kb, backend, bytes, scales, threading);
             let mr = backend.mr();
