@@ -86,6 +86,11 @@ pub struct Avx512Token {
 }
 
 impl Avx512Token {
+    /// The AVX2 + FMA token its features include.
+    pub fn avx2(self) -> Avx2Token {
+        Avx2Token { _proof: () }
+    }
+
     /// A token if this CPU (and the OS, which must save the zmm registers) supports AVX-512F.
     pub fn detect() -> Option<Avx512Token> {
         #[cfg(target_arch = "x86_64")]

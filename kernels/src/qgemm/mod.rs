@@ -26,9 +26,13 @@
 //! - AVX-512 VNNI (`vnni.rs`): `vpdpbusd` multiplies unsigned by signed
 //!   bytes, so A is stored as `qa + 128` and each block's sum starts from
 //!   `-128 · Σ qw` (precomputed per column and block), which makes it exact.
+//! - AVX2 (`avx2.rs`): `vpmaddubsw` + `vpmaddwd` with the sign trick, exact
+//!   for operands in [-127, 127].
 //! - portable (`portable.rs`): plain Rust, the reference every SIMD path must
-//!   match bit for bit, and the path of every other ISA for now.
+//!   match bit for bit, and the path of NEON for now (no `sdot` kernel yet).
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
@@ -54,6 +58,9 @@ pub(crate) enum QBackend {
     /// AVX-512 with VNNI (`vpdpbusd` on zmm).
     #[cfg(target_arch = "x86_64")]
     Vnni(crate::isa::Avx512VnniToken),
+    /// AVX2 (`vpmaddubsw` + `vpmaddwd` on ymm).
+    #[cfg(target_arch = "x86_64")]
+    Avx2(crate::isa::Avx2Token),
     /// Plain Rust.
     Portable,
 }
@@ -64,6 +71,8 @@ impl QBackend {
         match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => vnni::NR,
+            #[cfg(target_arch = "x86_64")]
+            QBackend::Avx2(_) => avx2::NR,
             QBackend::Portable => portable::NR,
         }
     }
@@ -73,6 +82,8 @@ impl QBackend {
         match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => vnni::MR,
+            #[cfg(target_arch = "x86_64")]
+            QBackend::Avx2(_) => avx2::MR,
             QBackend::Portable => portable::MR,
         }
     }
@@ -82,6 +93,8 @@ impl QBackend {
         match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => true,
+            #[cfg(target_arch = "x86_64")]
+            QBackend::Avx2(_) => false,
             QBackend::Portable => false,
         }
     }
@@ -91,6 +104,8 @@ impl QBackend {
         match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => "avx512-vnni",
+            #[cfg(target_arch = "x86_64")]
+            QBackend::Avx2(_) => "avx2",
             QBackend::Portable => "portable",
         }
     }
@@ -208,13 +223,22 @@ const MIN_MACS_PER_TASK: usize = 1 << 21;
 
 impl Kernels {
     /// The int8 kernel these kernels use: AVX-512 VNNI where the ISA is
-    /// AVX-512 and the CPU has VNNI, else the portable one.
+    /// AVX-512 and the CPU has VNNI, AVX2 on the other x86 paths, else the
+    /// portable one. (The CPU is asked once per process.)
     pub(crate) fn qbackend(&self) -> QBackend {
         match self.backend {
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512(_) => crate::isa::Avx512VnniToken::detect()
-                .map(QBackend::Vnni)
-                .unwrap_or(QBackend::Portable),
+            Backend::Avx512(token) => {
+                static VNNI: std::sync::OnceLock<Option<crate::isa::Avx512VnniToken>> =
+                    std::sync::OnceLock::new();
+                match *VNNI.get_or_init(crate::isa::Avx512VnniToken::detect) {
+                    Some(vnni) => QBackend::Vnni(vnni),
+                    None => QBackend::Avx2(token.avx2()),
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2(token) => QBackend::Avx2(token),
+            #[allow(unreachable_patterns)] // which ISAs reach here depends on the target
             _ => QBackend::Portable,
         }
     }
@@ -354,6 +378,10 @@ impl Kernels {
                                 QBackend::Vnni(token) => vnni::tile(
                                     token, &rows_q, r0, tile_rows, b, p, c_tile, ldc, cols, &out,
                                 ),
+                                #[cfg(target_arch = "x86_64")]
+                                QBackend::Avx2(token) => avx2::tile(
+                                    token, &rows_q, r0, tile_rows, b, p, c_tile, ldc, cols, &out,
+                                ),
                                 QBackend::Portable => portable::tile(
                                     &rows_q, r0, tile_rows, b, p, c_tile, ldc, cols, &out,
                                 ),
@@ -432,8 +460,10 @@ fn quantize_rows(
     let one_row = |(i, (row_bytes, row_scales)): (usize, (&mut [u8], &mut [f32]))| {
         let row = &a[i * lda..i * lda + k];
         #[cfg(target_arch = "x86_64")]
-        if let QBackend::Vnni(token) = backend {
-            return vnni::quantize_row(token, row, row_bytes, row_scales);
+        match backend {
+            QBackend::Vnni(token) => return vnni::quantize_row(token, row, row_bytes, row_scales),
+            QBackend::Avx2(token) => return avx2::quantize_row(token, row, row_bytes, row_scales),
+            QBackend::Portable => {}
         }
         let mut block = [0.0f32; QBLOCK];
         let mut q = [0i8; QBLOCK];
