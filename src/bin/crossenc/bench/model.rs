@@ -10,7 +10,7 @@ use std::time::Instant;
 use crossenc_kernels::{peak, Isa, Kernels};
 
 use super::workloads::{self, Workload};
-use crossenc::{BertConfig, CrossEncoder, Result};
+use crossenc::{BertConfig, CrossEncoder, Precision, Result};
 
 /// One workload's result.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -29,7 +29,10 @@ pub struct ModelRow {
     pub tokens_per_s: f64,
     /// FLOPs of the full model on these shapes (attention included) / seconds / 1e9.
     pub gflops: f64,
-    /// `100 · gflops / peak`, the peak measured in the same run on as many threads.
+    /// `100 · gflops / peak`, the peak of the precision in use (the FMA loop
+    /// for f32; for int8 the int8 instruction's loop, so the f32 parts of an
+    /// int8 model, attention and layer norm, count against the int8 peak)
+    /// measured in the same run on as many threads.
     pub pct_peak: f64,
 }
 
@@ -79,12 +82,21 @@ pub fn run_workload(
     })
 }
 
-/// Measures the FMA peak on `threads` threads: median of `samples` runs.
-pub fn measure_peak(threads: usize, samples: usize) -> io::Result<f64> {
+/// Measures the peak of the precision in use on `threads` threads: median
+/// of `samples` runs of the int8 kernel's instruction loop (`vpdpbusd`) for
+/// int8 where the path has one, else of the FMA loop.
+pub fn measure_peak(model: &CrossEncoder, threads: usize, samples: usize) -> io::Result<f64> {
     let best = Kernels::with_isa(Isa::best()).map_err(io::Error::other)?;
+    let int8 = match model.precision() {
+        Precision::Int8 => {
+            peak::Int8Peak::new(Kernels::detect().map_err(io::Error::other)?, threads)
+        }
+        Precision::F32 => None,
+    };
     let fma = peak::FmaPeak::new(best, threads);
+    let sample = || int8.map_or_else(|| fma.sample(), |p| p.sample());
     Ok(peak::median(
-        (0..samples.max(1)).map(|_| fma.sample()).collect(),
+        (0..samples.max(1)).map(|_| sample()).collect(),
     ))
 }
 
@@ -97,14 +109,16 @@ pub fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let threads = model.threads();
-    let mut peak_before = measure_peak(threads, 5)?;
+    let mut peak_before = measure_peak(model, threads, 5)?;
     if !json {
         writeln!(
             out,
-            "crossenc bench model: {} layers, hidden {}, kernels {}, {threads} thread(s), FMA peak {peak_before:.1} GFLOP/s",
+            "crossenc bench model: {} layers, hidden {}, precision {}, kernels {}, {threads} thread(s), {} peak {peak_before:.1} G(FL)OP/s",
             model.config().num_hidden_layers,
             model.config().hidden_size,
-            model.isa(),
+            model.precision().name(),
+            model.kernel_path(),
+            if model.precision() == Precision::Int8 { "int8" } else { "FMA" },
         )?;
         writeln!(
             out,
@@ -127,7 +141,7 @@ pub fn run(
         });
         let row = run_workload(model, &workload, runs, peak_before)?;
         // The peak around each workload, so a noisy neighbour moves both.
-        let peak_after = measure_peak(threads, 5)?;
+        let peak_after = measure_peak(model, threads, 5)?;
         let peak = (peak_before + peak_after) / 2.0;
         let row = ModelRow {
             pct_peak: 100.0 * row.gflops / peak,
