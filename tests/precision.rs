@@ -215,3 +215,58 @@ fn int8_cross_encoder_keeps_the_ranking() {
         }
     }
 }
+
+#[test]
+fn int8_error_layer_by_layer() {
+    // Where int8's error enters and how it grows: the hidden state after
+    // every layer, int8 against f32, on three real pairs (relative RMS error
+    // and worst token cosine). It grows with depth but stays small; what is
+    // asserted is the last layer's worst cosine, which the embedding figures
+    // above depend on.
+    let Some(dir) = real_ce_model_dir() else {
+        return;
+    };
+    let c = corpus();
+    let f32 = CrossEncoder::from_dir(&dir).unwrap();
+    let int8 = CrossEncoder::builder()
+        .precision(Precision::Int8)
+        .build(&dir)
+        .unwrap();
+    let h = f32.config().hidden_size;
+    let layers = f32.config().num_hidden_layers + 1;
+    let (mut rel, mut worst) = (vec![0.0f64; layers], vec![1.0f64; layers]);
+    for d in &c.documents[..3] {
+        let a = f32.hidden_states(&c.rank_query, d).unwrap();
+        let b = int8.hidden_states(&c.rank_query, d).unwrap();
+        assert_eq!((a.len(), b.len()), (layers, layers));
+        for l in 0..layers {
+            let (mut err, mut norm) = (0.0, 0.0);
+            for (x, y) in a[l].iter().zip(&b[l]) {
+                err += (*x as f64 - *y as f64).powi(2);
+                norm += (*x as f64).powi(2);
+            }
+            rel[l] = rel[l].max((err / norm).sqrt());
+            for (x, y) in a[l].chunks_exact(h).zip(b[l].chunks_exact(h)) {
+                worst[l] = worst[l].min(cosine(x, y));
+            }
+        }
+    }
+    for l in 0..layers {
+        eprintln!(
+            "int8 after {}: relative RMS error {:.2e}, worst token cosine {:.6}",
+            if l == 0 {
+                "embeddings".to_string()
+            } else {
+                format!("layer {l}")
+            },
+            rel[l],
+            worst[l]
+        );
+    }
+    assert_eq!(rel[0], 0.0, "the embeddings are f32 in every precision");
+    assert!(
+        worst[layers - 1] >= 0.99,
+        "last layer worst token cosine {}",
+        worst[layers - 1]
+    );
+}
