@@ -49,18 +49,9 @@ pub struct FmaPeak {
 impl FmaPeak {
     /// Calibrates the loop for `kernels`' ISA on `threads` threads (at least 1).
     pub fn new(kernels: Kernels, threads: usize) -> FmaPeak {
-        let mut iters: u64 = 1 << 14;
-        loop {
-            let start = Instant::now();
+        let iters = calibrate(|iters| {
             std::hint::black_box(fma_loop(kernels.backend, iters, 0.5));
-            let elapsed = start.elapsed();
-            if elapsed > Duration::from_millis(5) {
-                let scale = 0.030 / elapsed.as_secs_f64();
-                iters = ((iters as f64 * scale) as u64).max(1);
-                break;
-            }
-            iters *= 4;
-        }
+        });
         FmaPeak {
             kernels,
             threads: threads.max(1),
@@ -78,31 +69,51 @@ impl FmaPeak {
             iters,
         } = *self;
         let flops_per_iter = (CHAINS * vector_lanes(kernels) * 2) as f64;
-        let barrier = Barrier::new(threads);
-        let slowest = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let barrier = &barrier;
-                    scope.spawn(move || {
-                        barrier.wait();
-                        let start = Instant::now();
-                        std::hint::black_box(fma_loop(
-                            kernels.backend,
-                            iters,
-                            0.5 + t as f32 * 1e-3,
-                        ));
-                        start.elapsed()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("fma peak thread panicked"))
-                .max()
-                .unwrap_or_default()
+        let slowest = slowest_of(threads, |t| {
+            std::hint::black_box(fma_loop(kernels.backend, iters, 0.5 + t as f32 * 1e-3));
         });
         threads as f64 * iters as f64 * flops_per_iter / slowest.as_secs_f64() / 1e9
     }
+}
+
+/// Iterations of `run` that take about 30 ms on one thread.
+fn calibrate(run: impl Fn(u64)) -> u64 {
+    let mut iters: u64 = 1 << 14;
+    loop {
+        let start = Instant::now();
+        run(iters);
+        let elapsed = start.elapsed();
+        if elapsed > Duration::from_millis(5) {
+            let scale = 0.030 / elapsed.as_secs_f64();
+            return ((iters as f64 * scale) as u64).max(1);
+        }
+        iters *= 4;
+    }
+}
+
+/// Runs `run(t)` on `threads` scoped threads released together (not
+/// rayon's, so all of them are busy at the same time) and returns the
+/// slowest one's time.
+fn slowest_of(threads: usize, run: impl Fn(usize) + Sync) -> Duration {
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (barrier, run) = (&barrier, &run);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    run(t);
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("peak thread panicked"))
+            .max()
+            .unwrap_or_default()
+    })
 }
 
 /// FP32 GFLOP/s of `kernels`' vector FMA loop on `threads` threads at once:
@@ -150,18 +161,9 @@ impl Int8Peak {
     pub fn new(kernels: Kernels, threads: usize) -> Option<Int8Peak> {
         #[cfg(target_arch = "x86_64")]
         if let crate::qgemm::QBackend::Vnni(token) = kernels.qbackend() {
-            let mut iters: u64 = 1 << 14;
-            loop {
-                let start = Instant::now();
+            let iters = calibrate(|iters| {
                 std::hint::black_box(crate::qgemm::vnni_loop(token, iters, 3));
-                let elapsed = start.elapsed();
-                if elapsed > Duration::from_millis(5) {
-                    let scale = 0.030 / elapsed.as_secs_f64();
-                    iters = ((iters as f64 * scale) as u64).max(1);
-                    break;
-                }
-                iters *= 4;
-            }
+            });
             return Some(Int8Peak {
                 token,
                 threads: threads.max(1),
@@ -182,24 +184,8 @@ impl Int8Peak {
                 threads,
                 iters,
             } = *self;
-            let barrier = Barrier::new(threads);
-            let slowest = std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let barrier = &barrier;
-                        scope.spawn(move || {
-                            barrier.wait();
-                            let start = Instant::now();
-                            std::hint::black_box(crate::qgemm::vnni_loop(token, iters, t as i32));
-                            start.elapsed()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("int8 peak thread panicked"))
-                    .max()
-                    .unwrap_or_default()
+            let slowest = slowest_of(threads, |t| {
+                std::hint::black_box(crate::qgemm::vnni_loop(token, iters, t as i32));
             });
             let ops = 2 * crate::qgemm::VNNI_PEAK_MACS_PER_ITER;
             threads as f64 * iters as f64 * ops as f64 / slowest.as_secs_f64() / 1e9

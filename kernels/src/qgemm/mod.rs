@@ -367,24 +367,28 @@ impl Kernels {
                         let i = rows.start + r0;
                         let tile_rows = mr.min(rows.len() - r0);
                         let cols = b.nr.min(n - p * b.nr);
+                        let out = out.offset(i, p * b.nr);
+                        let tile = Tile {
+                            a: &rows_q,
+                            r0,
+                            rows: tile_rows,
+                            b,
+                            p,
+                            c: c_ptr.get().wrapping_add(i * ldc + p * b.nr),
+                            ldc,
+                            cols,
+                            out: &out,
+                        };
                         // SAFETY: rows i..i + tile_rows and columns
                         // p·nr..p·nr + cols lie inside C (asserted above);
                         // each (row, panel) tile is written by one task only.
                         unsafe {
-                            let c_tile = c_ptr.get().add(i * ldc + p * b.nr);
-                            let out = out.offset(i, p * b.nr);
                             match backend {
                                 #[cfg(target_arch = "x86_64")]
-                                QBackend::Vnni(token) => vnni::tile(
-                                    token, &rows_q, r0, tile_rows, b, p, c_tile, ldc, cols, &out,
-                                ),
+                                QBackend::Vnni(token) => vnni::tile(token, &tile),
                                 #[cfg(target_arch = "x86_64")]
-                                QBackend::Avx2(token) => avx2::tile(
-                                    token, &rows_q, r0, tile_rows, b, p, c_tile, ldc, cols, &out,
-                                ),
-                                QBackend::Portable => portable::tile(
-                                    &rows_q, r0, tile_rows, b, p, c_tile, ldc, cols, &out,
-                                ),
+                                QBackend::Avx2(token) => avx2::tile(token, &tile),
+                                QBackend::Portable => portable::tile(&tile),
                             }
                         }
                     }
@@ -431,6 +435,20 @@ impl SendPtr {
     fn get(self) -> *mut f32 {
         self.0
     }
+}
+
+/// One register tile's job: `C[rows, cols] = out(A·B)` for rows
+/// `r0..r0 + rows` of `a` and panel `p` of `b`, C's first element at `c`.
+pub(crate) struct Tile<'a> {
+    a: &'a Rows<'a>,
+    r0: usize,
+    rows: usize,
+    b: &'a QuantizedMatrix,
+    p: usize,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    out: &'a crate::gemm::kernel::TileOut,
 }
 
 /// Quantized rows of A as a tile reads them: row `r`'s bytes at

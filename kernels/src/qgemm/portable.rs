@@ -1,8 +1,8 @@
 //! The int8 tile in plain Rust: the definition every SIMD path must match
 //! bit for bit (int32 block dots, then `fma(dot, sa·sw, acc)` block by block).
 
-use super::{QuantizedMatrix, Rows, GROUP, GROUPS, QBLOCK};
-use crate::gemm::kernel::{finish, TileOut};
+use super::{Tile, GROUP, GROUPS, QBLOCK};
+use crate::gemm::kernel::finish;
 use crate::simd::portable::Portable;
 
 /// Rows per tile.
@@ -10,23 +10,23 @@ pub(super) const MR: usize = 4;
 /// Columns per tile and panel: two portable vectors of 8.
 pub(super) const NR: usize = 16;
 
-/// `C[rows, cols] = out(A·B)` for rows `r0..r0 + rows` of `a` and panel `p` of `b`.
+/// Computes `t`.
 ///
 /// # Safety
-/// `c[r·ldc + j]` is writable for `r < rows <= MR`, `j < cols <= NR`, and
-/// `out`'s pointers are valid for that tile, as [`finish`] requires.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn tile(
-    a: &Rows<'_>,
-    r0: usize,
-    rows: usize,
-    b: &QuantizedMatrix,
-    p: usize,
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-    out: &TileOut,
-) {
+/// `t.c[r·ldc + j]` is writable for `r < t.rows <= MR`, `j < t.cols <= NR`,
+/// and `t.out`'s pointers are valid for that tile, as [`finish`] requires.
+pub(super) unsafe fn tile(t: &Tile<'_>) {
+    let Tile {
+        a,
+        r0,
+        rows,
+        b,
+        p,
+        c,
+        ldc,
+        cols,
+        out,
+    } = *t;
     let kb = a.kb;
     let mut acc = [[[0.0f32; 8]; NR / 8]; MR];
     for (r, acc_row) in acc.iter_mut().enumerate().take(rows) {

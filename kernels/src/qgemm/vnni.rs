@@ -9,8 +9,8 @@
 
 use std::arch::x86_64::*;
 
-use super::{QuantizedMatrix, Rows, GROUP, GROUPS, QBLOCK};
-use crate::gemm::kernel::{finish, TileOut};
+use super::{Tile, GROUP, GROUPS, QBLOCK};
+use crate::gemm::kernel::finish;
 use crate::isa::Avx512VnniToken;
 
 /// Rows per tile.
@@ -21,40 +21,29 @@ pub(super) const NR: usize = 32;
 /// As [`super::portable::tile`], with the same results bit for bit.
 ///
 /// # Safety
-/// As [`super::portable::tile`]; `b` was quantized for this kernel (NR = 32)
-/// and `a` holds unsigned (`q + 128`) bytes.
-#[allow(clippy::too_many_arguments)]
+/// As [`super::portable::tile`], with the same results bit for bit.
+///
+/// # Safety
+/// As [`super::portable::tile`]; `t.b` was quantized for this kernel.
 #[inline]
-pub(super) unsafe fn tile(
-    token: Avx512VnniToken,
-    a: &Rows<'_>,
-    r0: usize,
-    rows: usize,
-    b: &QuantizedMatrix,
-    p: usize,
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-    out: &TileOut,
-) {
+pub(super) unsafe fn tile(token: Avx512VnniToken, t: &Tile<'_>) {
     // SAFETY: the token proves the features; the rest is the caller's guarantee.
-    unsafe { tile_impl(token, a, r0, rows, b, p, c, ldc, cols, out) }
+    unsafe { tile_impl(token, t) }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_impl(
-    token: Avx512VnniToken,
-    a: &Rows<'_>,
-    r0: usize,
-    rows: usize,
-    b: &QuantizedMatrix,
-    p: usize,
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-    out: &TileOut,
-) {
+unsafe fn tile_impl(token: Avx512VnniToken, t: &Tile<'_>) {
+    let Tile {
+        a,
+        r0,
+        rows,
+        b,
+        p,
+        c,
+        ldc,
+        cols,
+        out,
+    } = *t;
     let kb = a.kb;
     assert!((1..=MR).contains(&rows) && cols <= NR && b.nr == NR);
     assert!(a.bytes.len() >= (r0 + rows) * a.kp && a.scales.len() >= (r0 + rows) * kb);
