@@ -16,7 +16,10 @@ fn crossenc(args: &[&str], stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // A process that refuses its arguments exits without reading stdin.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -200,7 +203,7 @@ fn rerank_sorts_and_filters() {
 fn malformed_input_is_reported_with_its_line_number() {
     let dir = fixture_dir("bert-l2-h32");
     let model = dir.to_str().unwrap();
-    let cases: [(&[&str], &[u8], &str); 6] = [
+    let cases: [(&[&str], &[u8], &str); 5] = [
         (
             &["score"],
             b"{\"query\": \"a\", \"document\": \"b\"}\n{\"query\": \"a\",\n",
@@ -226,7 +229,6 @@ fn malformed_input_is_reported_with_its_line_number() {
             b"plain text\n",
             "--format lines",
         ),
-        (&["score"], b"", "no input pairs"),
     ];
     for (args, input, expected) in cases {
         let mut full = args.to_vec();
@@ -477,4 +479,86 @@ fn long_docs_in_score_and_rerank() {
         ranked[0]["score"].as_f64().unwrap() as f32,
         want[0].scores[0]
     );
+}
+
+#[test]
+fn cli_behaves_in_pipelines() {
+    let dir = fixture_dir("bert-l2-h32");
+    let model = dir.to_str().unwrap();
+    // Empty input: nothing to do, nothing written, success (for every command).
+    for args in [
+        &["score", "--model", model][..],
+        &["rerank", "--model", model, "--query", "q"],
+        &["embed", "--model", fixture_dir("st-mean").to_str().unwrap()],
+    ] {
+        let out = crossenc(args, b"\n\n");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    // A byte-order mark before the first line is not malformed JSON.
+    let bom = b"\xef\xbb\xbf{\"query\": \"q\", \"document\": \"d\"}\n";
+    assert_eq!(
+        json_lines(&crossenc(&["score", "--model", model], bom)).len(),
+        1
+    );
+    // Negative thresholds (raw logits) are values, not flags.
+    let docs = b"{\"text\": \"a\"}\n{\"text\": \"b\"}\n";
+    let args = [
+        "rerank",
+        "--model",
+        model,
+        "--query",
+        "q",
+        "--activation",
+        "identity",
+    ];
+    let all = json_lines(&crossenc(&args, docs));
+    let low = json_lines(&crossenc(
+        &[&args[..], &["--threshold", "-1000"]].concat(),
+        docs,
+    ));
+    assert_eq!(low, all);
+    // Values that would silently drop everything are refused.
+    for bad in [&["--threshold", "nan"][..], &["--top-k", "0"]] {
+        let out = crossenc(&[&args[..], bad].concat(), docs);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    use std::io::Read;
+    // 2,000 pairs; the reader takes one line and goes away.
+    let input: String = (0..2000)
+        .map(|i| format!("{{\"query\": \"q{i}\", \"document\": \"document {i}\"}}\n"))
+        .collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crossenc"))
+        .args([
+            "score",
+            "--model",
+            fixture_dir("bert-l2-h32").to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = child.wait().unwrap();
+    writer.join().unwrap().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "exit {status:?}, stderr: {err}");
+    assert!(err.is_empty(), "stderr: {err}");
 }

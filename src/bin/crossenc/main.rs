@@ -44,11 +44,11 @@ enum Command {
         /// `jsonl`: one `{"text": ..., "id": ...}` per line (`id` optional); `lines`: one document per line.
         #[arg(long, value_enum, default_value_t = Format::Jsonl)]
         format: Format,
-        /// Keep only the K best documents.
-        #[arg(long)]
+        /// Keep only the K best documents (at least 1).
+        #[arg(long, value_parser = positive_usize)]
         top_k: Option<usize>,
-        /// Keep only documents scoring at least T.
-        #[arg(long)]
+        /// Keep only documents scoring at least T (a number; negative for raw logits).
+        #[arg(long, allow_negative_numbers = true, value_parser = finite_f32)]
         threshold: Option<f32>,
         /// When the model cannot be loaded or scoring fails: write the documents in their input
         /// order with their own `score` (kept as `original_score`), give the reason on stderr and
@@ -263,6 +263,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that went away (`crossenc score ... | head -1`) is not an
+        // error of ours: stop quietly, as grep and ripgrep do.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -318,6 +321,37 @@ fn load(args: &ModelArgs) -> Result<CrossEncoder> {
     Ok(model)
 }
 
+/// Whether `e` comes from writing to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(|json| json.io_error_kind())
+                == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `--top-k`: a whole number of at least 1.
+fn positive_usize(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 keeps no document)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `--threshold`: a finite number (NaN would keep no document, silently).
+fn finite_f32(s: &str) -> std::result::Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        Ok(_) => Err("must be a finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The input's non-blank lines with their 1-based line numbers, checked as UTF-8.
 fn read_lines(input: Option<&Path>) -> Result<Vec<(usize, String)>> {
     let reader: Box<dyn BufRead> = match input {
@@ -332,7 +366,14 @@ fn read_lines(input: Option<&Path>) -> Result<Vec<(usize, String)>> {
         let bytes = line.context("cannot read the input")?;
         let text = String::from_utf8(bytes)
             .map_err(|e| anyhow::anyhow!("line {line_no}: not valid UTF-8 ({e})"))?;
-        let text = text.strip_suffix('\r').unwrap_or(&text).to_string();
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        // A byte-order mark some editors write at the start of a file.
+        let text = if line_no == 1 {
+            text.strip_prefix('\u{feff}').unwrap_or(text)
+        } else {
+            text
+        }
+        .to_string();
         if !text.trim().is_empty() {
             lines.push((line_no, text));
         }
@@ -372,7 +413,8 @@ fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
         ));
     }
     if pairs.is_empty() {
-        bail!("no input pairs: expected JSON Lines {WHAT}, on stdin or in --input");
+        // A retriever that found nothing is not an error: nothing to score, nothing written.
+        return Ok(());
     }
     let model = load(args)?;
     let mut bar = ProgressBar::new("pairs");
@@ -432,7 +474,7 @@ fn rerank(
         docs.push(doc);
     }
     if docs.is_empty() {
-        bail!("no documents to rerank: pass them on stdin or in --input");
+        return Ok(());
     }
     let texts: Vec<&str> = docs
         .iter()
@@ -569,7 +611,7 @@ fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunA
         texts.push(string_field(&map, "text", line_no, WHAT)?);
     }
     if texts.is_empty() {
-        bail!("no input texts: expected JSON Lines {WHAT}, on stdin or in --input");
+        return Ok(());
     }
     let dir = resolve_model(model, revision)?;
     let embedder = run
