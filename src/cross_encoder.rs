@@ -168,6 +168,13 @@ impl CrossEncoder {
                 } else {
                     ScoreActivation::Identity
                 });
+        if activation == ScoreActivation::Softmax && config.num_labels() == 1 {
+            return Err(Error::InvalidOption {
+                name: "activation",
+                message: "softmax over a single label is 1 for every pair; use sigmoid or identity"
+                    .into(),
+            });
+        }
         Ok(CrossEncoder {
             runner,
             head,

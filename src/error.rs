@@ -193,11 +193,9 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io { source, .. } => Some(source),
-            Error::Isa(e) => Some(e),
-            _ => None,
-        }
+        // The messages of `Io` and `Isa` already end with their cause's; as a
+        // source too, a report that prints the chain would say it twice.
+        None
     }
 }
 

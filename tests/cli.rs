@@ -281,6 +281,12 @@ fn unknown_isa_is_a_clear_error() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     assert!(stderr(&out).contains("sse9"), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("unknown instruction set").count(),
+        1,
+        "said once: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -561,4 +567,49 @@ fn closed_stdout_ends_quietly() {
         .unwrap();
     assert!(status.success(), "exit {status:?}, stderr: {err}");
     assert!(err.is_empty(), "stderr: {err}");
+}
+
+#[test]
+fn messages_and_numbers_read_well() {
+    // The hint follows the error it explains.
+    let out = crossenc(
+        &[
+            "rerank",
+            "--model",
+            fixture_dir("bert-l2-h32").to_str().unwrap(),
+            "--query",
+            "q",
+        ],
+        b"plain text\n",
+    );
+    let err = stderr(&out);
+    assert!(
+        err.find("line 1").unwrap() < err.find("--format lines").unwrap(),
+        "{err}"
+    );
+    // Embeddings are f32s: each number as the shortest decimal of its f32
+    // (at most 9 significant digits), not an f64's 17.
+    let out = crossenc(
+        &["embed", "--model", fixture_dir("st-mean").to_str().unwrap()],
+        b"{\"text\": \"a sentence\"}\n",
+    );
+    let line = String::from_utf8(out.stdout).unwrap();
+    let numbers = line
+        .trim()
+        .trim_start_matches("{\"embedding\":[")
+        .trim_end_matches("]}")
+        .split(',')
+        .collect::<Vec<_>>();
+    assert_eq!(numbers.len(), 32);
+    for n in numbers {
+        let mantissa = n.split(['e', 'E']).next().unwrap();
+        let digits = mantissa
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect::<String>();
+        let significant = digits.trim_start_matches('0').len();
+        assert!(significant <= 9, "{n} has {significant} significant digits");
+        let x: f32 = n.parse().unwrap();
+        assert_eq!(x.to_string().parse::<f32>().unwrap(), x);
+    }
 }

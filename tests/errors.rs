@@ -367,3 +367,18 @@ fn malformed_tokenizer_json() {
         "{e}"
     );
 }
+
+#[test]
+fn softmax_on_one_label_is_refused() {
+    let err = crossenc::CrossEncoder::builder()
+        .activation(crossenc::ScoreActivation::Softmax)
+        .build(common::fixture_dir("bert-l2-h32"))
+        .err()
+        .expect("softmax over one label refused");
+    assert!(err.to_string().contains("option activation"), "{err}");
+    // Over several labels it is what NLI models use.
+    crossenc::CrossEncoder::builder()
+        .activation(crossenc::ScoreActivation::Softmax)
+        .build(common::fixture_dir("bert-3labels"))
+        .unwrap();
+}

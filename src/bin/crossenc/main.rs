@@ -465,8 +465,11 @@ fn rerank(
                 serde_json::Map::from_iter([("text".to_string(), Value::String(line))])
             }
             Format::Jsonl => {
-                let map = parse_object(line_no, &line, WHAT)
-                    .context("(use --format lines for plain text, one document per line)")?;
+                let map = parse_object(line_no, &line, WHAT).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{e} (use --format lines for plain text, one document per line)"
+                    )
+                })?;
                 string_field(&map, "text", line_no, WHAT)?;
                 map
             }
@@ -639,10 +642,15 @@ fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunA
         |p| bar.update(p),
         |_, embedding| {
             if written.is_ok() {
-                written =
-                    serde_json::to_writer(&mut out, &serde_json::json!({ "embedding": embedding }))
-                        .map_err(std::io::Error::from)
-                        .and_then(|()| writeln!(out));
+                // f32s, written as the shortest decimal that reads back as the same f32.
+                written = serde_json::to_writer(
+                    &mut out,
+                    &EmbedLine {
+                        embedding: &embedding,
+                    },
+                )
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out));
             }
         },
     )?;
@@ -686,6 +694,12 @@ fn bench(what: BenchCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// One line of `crossenc embed` output.
+#[derive(Serialize)]
+struct EmbedLine<'a> {
+    embedding: &'a [f32],
 }
 
 /// One line of `crossenc score` output.
