@@ -201,7 +201,7 @@ impl BertConfig {
             num_attention_heads,
             intermediate_size: keys.positive("intermediate_size")?,
             hidden_act,
-            layer_norm_eps: keys.float("layer_norm_eps")?.unwrap_or(1e-12) as f32,
+            layer_norm_eps: keys.layer_norm_eps()?,
             max_position_embeddings,
             type_vocab_size: keys.positive_or("type_vocab_size", 2)?,
             vocab_size: keys.positive("vocab_size")?,
@@ -269,6 +269,18 @@ impl Keys<'_> {
         }
     }
 
+    /// `layer_norm_eps`: finite and > 0 as an f32 (0, a negative or an
+    /// underflowing value would make a constant row's norm NaN; default 1e-12).
+    fn layer_norm_eps(&self) -> Result<f32> {
+        match self.float("layer_norm_eps")? {
+            None => Ok(1e-12),
+            Some(eps) if eps.is_finite() && (eps as f32) > 0.0 && (eps as f32).is_finite() => {
+                Ok(eps as f32)
+            }
+            Some(_) => Err(self.wrong("layer_norm_eps", "a positive number")),
+        }
+    }
+
     fn positive_or(&self, key: &str, default: usize) -> Result<usize> {
         match self.integer(key)? {
             None => Ok(default),
@@ -303,6 +315,9 @@ impl Keys<'_> {
                         .as_str()
                         .map_or_else(|| label.to_string(), str::to_string),
                 );
+            }
+            if map.is_empty() {
+                return Err(self.wrong("id2label", "a map with at least one label"));
             }
             return Ok(labels.into_iter().flatten().collect());
         }

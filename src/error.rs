@@ -100,6 +100,14 @@ pub enum Error {
         /// Why the value was refused.
         message: String,
     },
+    /// A model path that is not a model folder: a file, or a folder whose
+    /// weights crossenc cannot read.
+    ModelPath {
+        /// The path given.
+        path: std::path::PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A [`crate::PackedBatch`] whose parts do not fit together, or whose
     /// sequences the model cannot read (empty, or longer than its positions).
     InvalidBatch {
@@ -174,6 +182,7 @@ impl std::fmt::Display for Error {
             ),
             Error::InvalidOption { name, message } => write!(f, "option {name}: {message}"),
             Error::InvalidBatch { message } => write!(f, "invalid batch: {message}"),
+            Error::ModelPath { path, message } => write!(f, "{}: {message}", path.display()),
             Error::MultiLabel { num_labels } => write!(
                 f,
                 "the model has {num_labels} labels, so a pair has no single score (use predict_all for every label's score)"

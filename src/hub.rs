@@ -51,10 +51,10 @@ pub fn resolve(model: &str, options: &HubOptions) -> Result<PathBuf> {
     if local.is_dir() {
         return Ok(local.to_path_buf());
     }
-    if !looks_like_repo_id(model) {
-        return Err(Error::MissingFile {
-            path: local.to_path_buf(),
-        });
+    if local.is_file() || looks_like_path(model) || !looks_like_repo_id(model) {
+        // A path is never sent to the hub: say what is wrong with it here.
+        crate::load::check_folder(local)?;
+        return Ok(local.to_path_buf());
     }
     let cache = cache_from_env();
     let revision = options
@@ -111,6 +111,15 @@ pub fn resolve(model: &str, options: &HubOptions) -> Result<PathBuf> {
 }
 
 /// `org/name` or `name`: what the hub accepts as a model id.
+/// Whether `s` is meant as a path: it starts with `.`, `/` or `~`, or its
+/// parent folder exists (`models/my-reranker` where `models/` is here).
+fn looks_like_path(s: &str) -> bool {
+    s.starts_with(['.', '/', '~'])
+        || Path::new(s)
+            .parent()
+            .is_some_and(|p| !p.as_os_str().is_empty() && p.is_dir())
+}
+
 fn looks_like_repo_id(s: &str) -> bool {
     let parts: Vec<&str> = s.split('/').collect();
     (1..=2).contains(&parts.len())

@@ -195,11 +195,7 @@ impl ModelFolder {
         max_length: Option<usize>,
         fallback: Option<usize>,
     ) -> Result<(BertConfig, usize)> {
-        if !dir.is_dir() {
-            return Err(Error::MissingFile {
-                path: dir.to_path_buf(),
-            });
-        }
+        check_folder(dir)?;
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let positions = config.max_positions();
         let max_length = match max_length {
@@ -257,6 +253,40 @@ impl ModelFolder {
         };
         Ok((folder, loaded?))
     }
+}
+
+/// Refuses what is not a model folder, each with its own message: a missing
+/// folder, a file (e.g. the folder's config.json), and a folder with PyTorch
+/// pickles but no safetensors.
+pub(crate) fn check_folder(dir: &Path) -> Result<()> {
+    if dir.is_file() {
+        return Err(Error::ModelPath {
+            path: dir.to_path_buf(),
+            message: "is a file; a model is the folder that holds config.json, model.safetensors and tokenizer.json".into(),
+        });
+    }
+    if !dir.is_dir() {
+        return Err(Error::MissingFile {
+            path: dir.to_path_buf(),
+        });
+    }
+    let pickles = [
+        "pytorch_model.bin",
+        "model.bin",
+        "pytorch_model.bin.index.json",
+    ];
+    if !dir.join("model.safetensors").exists() {
+        if let Some(found) = pickles.iter().find(|f| dir.join(f).exists()) {
+            return Err(Error::ModelPath {
+                path: dir.to_path_buf(),
+                message: format!(
+                    "has {found} but no model.safetensors; crossenc reads safetensors only (PyTorch pickles can run code). Convert once with: python -c \"from transformers import AutoModelForSequenceClassification as M; M.from_pretrained('{d}').save_pretrained('{d}', safe_serialization=True)\"",
+                    d = dir.display()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A pool of `threads` threads, or `None` for rayon's global pool.

@@ -66,6 +66,9 @@ impl Runner {
                 let head = head(config, &kernels, w)?;
                 Ok((bert, head))
             })?;
+        if rows == Rows::Cls {
+            check_pair_types(&folder.tokenizer, &bert.config, dir)?;
+        }
         let runner = Runner {
             bert,
             tokenizer: folder.tokenizer,
@@ -192,4 +195,22 @@ impl Runner {
         }
         n
     }
+}
+
+/// Refuses, at load, a pair tokenizer whose token types the model has no
+/// embedding for (e.g. a BERT tokenizer, which gives the document type 1, on
+/// a model with `type_vocab_size` 1).
+fn check_pair_types(tokenizer: &PairTokenizer, config: &BertConfig, dir: &Path) -> Result<()> {
+    let pair = tokenizer.encode_pairs(&[("a", "b")], 0)?;
+    let max_type = pair[0].token_type_ids.iter().copied().max().unwrap_or(0);
+    if max_type as usize >= config.type_vocab_size {
+        return Err(crate::Error::Config {
+            path: dir.join("config.json"),
+            message: format!(
+                "type_vocab_size is {}, but tokenizer.json gives a pair's second text token type {max_type} (tokenizer.json does not belong to this model?)",
+                config.type_vocab_size
+            ),
+        });
+    }
+    Ok(())
 }

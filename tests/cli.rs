@@ -613,3 +613,29 @@ fn messages_and_numbers_read_well() {
         assert_eq!(x.to_string().parse::<f32>().unwrap(), x);
     }
 }
+
+#[test]
+fn model_paths_never_go_to_the_hub() {
+    // A mistyped folder under an existing one, a relative ./ path, a file:
+    // each gets a local message, and nothing is looked up on the network.
+    let existing_parent = fixture_dir("no-such-model");
+    let file = fixture_dir("bert-l2-h32").join("config.json");
+    for (model, says) in [
+        (existing_parent.to_str().unwrap(), "not found"),
+        ("tests/data/fixtures/no-such-model", "not found"),
+        ("./no-such-model", "not found"),
+        (file.to_str().unwrap(), "is a file"),
+    ] {
+        let out = crossenc(
+            &["score", "--model", model],
+            b"{\"query\": \"q\", \"document\": \"d\"}\n",
+        );
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{model}");
+        assert!(err.contains(says), "{model}: {err}");
+        assert!(
+            !err.to_lowercase().contains("hub"),
+            "{model} went to the hub: {err}"
+        );
+    }
+}

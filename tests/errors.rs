@@ -382,3 +382,83 @@ fn softmax_on_one_label_is_refused() {
         .build(common::fixture_dir("bert-3labels"))
         .unwrap();
 }
+
+#[test]
+fn config_values_no_model_can_run_are_refused_at_load() {
+    // (key, value, what the message names)
+    let cases = [
+        ("id2label", serde_json::json!({}), "id2label"),
+        ("layer_norm_eps", serde_json::json!(0.0), "layer_norm_eps"),
+        (
+            "layer_norm_eps",
+            serde_json::json!(-1e-12),
+            "layer_norm_eps",
+        ),
+        ("layer_norm_eps", serde_json::json!(1e-60), "layer_norm_eps"),
+        ("layer_norm_eps", serde_json::json!(1e300), "layer_norm_eps"),
+        ("num_labels", serde_json::json!(0), "num_labels"),
+    ];
+    for (i, (key, value, named)) in cases.into_iter().enumerate() {
+        let m = with_config(key, value.clone(), &format!("refused-{i}"));
+        if key == "num_labels" {
+            // num_labels counts only without id2label.
+            let path = m.path("config.json");
+            let mut config: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            config.as_object_mut().unwrap().remove("id2label");
+            config.as_object_mut().unwrap().remove("label2id");
+            std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        }
+        let e = load_err(&m.dir);
+        assert!(matches!(e, Error::Config { .. }), "{key} = {value}: {e:?}");
+        assert!(e.to_string().contains(named), "{key} = {value}: {e}");
+    }
+}
+
+#[test]
+fn huge_sizes_in_config_are_a_shape_error_not_an_allocation() {
+    // 3·h·h floats would be 2^65 bytes: the fused QKV must check the shape
+    // before it reserves anything.
+    let m = with_config("hidden_size", serde_json::json!(1u64 << 31), "huge-hidden");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(m.path("config.json")).unwrap()).unwrap();
+    config["num_attention_heads"] = serde_json::json!(1);
+    std::fs::write(m.path("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::TensorShape { .. }), "{e:?}");
+}
+
+#[test]
+fn token_types_the_model_lacks_are_refused_at_load() {
+    // One token type in the config and the table, but a BERT pair tokenizer
+    // that gives the document type 1: refused at load, naming the key.
+    let m = with_config("type_vocab_size", serde_json::json!(1), "one-type");
+    edit_tensors(&m, |name, d, shape, bytes| {
+        if name.ends_with("token_type_embeddings.weight") {
+            let row = bytes.len() / shape[0];
+            Some((d, vec![1, shape[1]], bytes[..row].to_vec()))
+        } else {
+            Some((d, shape, bytes))
+        }
+    });
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(e.to_string().contains("type_vocab_size"), "{e}");
+    // The same model reads single texts (type 0 only) as an encoder.
+    crossenc::Encoder::from_dir(&m.dir, None).unwrap();
+}
+
+#[test]
+fn model_paths_that_are_not_model_folders() {
+    // A file: say so, not "not found".
+    let file = common::fixture_dir("bert-l2-h32").join("config.json");
+    let e = load_err(&file);
+    assert!(matches!(e, Error::ModelPath { .. }), "{e:?}");
+    assert!(e.to_string().contains("is a file"), "{e}");
+    // PyTorch pickles only: say how to convert.
+    let m = ScratchModel::copy_of("bert-l2-h32", "pickles-only");
+    std::fs::rename(m.path("model.safetensors"), m.path("pytorch_model.bin")).unwrap();
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::ModelPath { .. }), "{e:?}");
+    assert!(e.to_string().contains("safe_serialization=True"), "{e}");
+}

@@ -79,10 +79,12 @@ impl Linear {
         input: usize,
         precision: Precision,
     ) -> Result<Linear> {
-        let mut weight = Vec::with_capacity(names.len() * out * input);
-        let mut bias = Vec::with_capacity(names.len() * out);
+        // Sized once the first part has passed its shape check: a config's
+        // sizes alone must not decide an allocation.
+        let (mut weight, mut bias) = (Vec::new(), Vec::new());
         for name in names {
             w.with(prefix, &format!("{name}.weight"), &[out, input], |part| {
+                weight.reserve_exact(part.len() * names.len());
                 weight.extend_from_slice(part)
             })?;
             bias.extend(w.get(prefix, &format!("{name}.bias"), &[out])?);
