@@ -149,6 +149,7 @@ pub fn vector_lanes(kernels: Kernels) -> usize {
 /// `threads` threads at once; `None` where the int8 path has no SIMD
 /// instruction to measure (portable).
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // no int8 loop to time there yet
 pub struct Int8Peak {
     #[cfg(target_arch = "x86_64")]
     token: crate::isa::Avx512VnniToken,

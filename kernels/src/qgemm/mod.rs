@@ -43,7 +43,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::gemm::Epilogue;
-use crate::{Backend, Kernels, Threading};
+use crate::{Kernels, Threading};
 
 /// K values per quantization block.
 pub const QBLOCK: usize = 32;
@@ -228,7 +228,7 @@ impl Kernels {
     pub(crate) fn qbackend(&self) -> QBackend {
         match self.backend {
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512(token) => {
+            crate::Backend::Avx512(token) => {
                 static VNNI: std::sync::OnceLock<Option<crate::isa::Avx512VnniToken>> =
                     std::sync::OnceLock::new();
                 match *VNNI.get_or_init(crate::isa::Avx512VnniToken::detect) {
@@ -237,7 +237,7 @@ impl Kernels {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2(token) => QBackend::Avx2(token),
+            crate::Backend::Avx2(token) => QBackend::Avx2(token),
             #[allow(unreachable_patterns)] // which ISAs reach here depends on the target
             _ => QBackend::Portable,
         }
