@@ -29,6 +29,7 @@ fn one_model_serves_many_threads() {
         .collect();
     for h in handles {
         let got = h.join().unwrap();
+        assert_eq!(got.len(), want.len());
         assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-6));
     }
 }

@@ -48,6 +48,7 @@ fn check(dir: &Path, reference: &Path) -> (f32, f64) {
     );
     assert_eq!(embedder.normalize(), json["normalize"].as_bool().unwrap());
     let got = embedder.embed(&texts).unwrap();
+    assert_eq!(got.len(), want.len(), "one embedding per text");
     let (mut worst, mut min_cos) = (0.0f32, 1.0f64);
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         let (diff, _) = max_abs_diff(g, w);

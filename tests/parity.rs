@@ -137,6 +137,7 @@ fn logits_and_scores_match_pytorch_and_sentence_transformers() {
             .map(|p| (p.query.as_str(), p.document.as_str()))
             .collect();
         let got = model.predict_all(&pairs).unwrap();
+        assert_eq!(got.len(), r.pairs.len(), "{name}: one prediction per pair");
         let (mut worst_logit, mut worst_score) = (0.0f32, 0.0f32);
         for (i, (g, p)) in got.iter().zip(&r.pairs).enumerate() {
             let (dl, _) = max_abs_diff(&g.logits, &p.logits);

@@ -66,6 +66,7 @@ fn check(dir: &std::path::Path, name: &str, min_texts: usize, min_pairs: usize) 
         .collect();
     let index_of = |want: &Value| inputs.iter().position(|i| std::ptr::eq(i, want)).unwrap();
 
+    assert_eq!(outputs.len(), ordered.len(), "one output per input");
     let (mut worst_hidden, mut worst_pooler) = (0.0f32, 0.0f32);
     for (out, input) in outputs.iter().zip(ordered) {
         let i = index_of(input);
