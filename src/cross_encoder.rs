@@ -269,6 +269,25 @@ impl CrossEncoder {
         D: AsRef<str> + Sync,
     {
         let mut out = Vec::with_capacity(pairs.len());
+        self.predict_each(pairs, progress, |_, p| out.push(p))?;
+        Ok(out)
+    }
+
+    /// The predictions one at a time, in order: `each(index, prediction)`
+    /// right after the batch that completes the pair, and `progress` after
+    /// every batch. Memory stays bounded however many pairs there are, so a
+    /// caller that writes each prediction out scores any number of pairs in
+    /// constant memory, and a reader downstream sees results as they come.
+    pub fn predict_each<Q, D>(
+        &self,
+        pairs: &[(Q, D)],
+        progress: impl FnMut(Progress) + Send,
+        mut each: impl FnMut(usize, Prediction) + Send,
+    ) -> Result<()>
+    where
+        Q: AsRef<str> + Sync,
+        D: AsRef<str> + Sync,
+    {
         let labels = self.config().num_labels();
         self.runner.run(
             pairs.len(),
@@ -294,19 +313,19 @@ impl CrossEncoder {
                 let logits = scratch.logits[..n * labels].chunks_exact(labels);
                 results.extend(logits.map(<[f32]>::to_vec));
             },
-            |_, windows, logits| {
+            |i, windows, logits| {
                 let logits = self.long_docs.combine(&logits);
-                out.push(Prediction {
+                let prediction = Prediction {
                     scores: self.activation.apply(&logits),
                     logits,
                     truncated: windows.iter().any(|w| w.truncated),
                     windows: windows.len(),
-                });
+                };
+                each(i, prediction);
                 Ok(())
             },
             progress,
-        )?;
-        Ok(out)
+        )
     }
 
     /// Documents sorted by score, best first (equal scores keep input order),

@@ -304,10 +304,10 @@ impl Encoder {
                     ));
                 }
             },
-            |_, mut encoded, mut results| {
+            |_, encoded, mut results| {
                 let (last_hidden_state, pooler_output) = results.remove(0);
                 out.push(EncoderOutput {
-                    encoded: encoded.remove(0),
+                    encoded: encoded[0].clone(),
                     last_hidden_state,
                     pooler_output,
                 });

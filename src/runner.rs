@@ -8,6 +8,7 @@
 //! forward pass yields per sequence, and what an input's sequences become.
 //! Memory is bounded by the chunk and the token budget, never by the input.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Mutex;
@@ -110,7 +111,8 @@ impl Runner {
     /// - `forward(batch, scratch, out)` runs a batch of sequences and pushes
     ///   one result per sequence onto `out`, in order;
     /// - `emit(index, sequences, results)` receives each input, in order,
-    ///   with its sequences and their results;
+    ///   with its sequences and their results, after the batch that
+    ///   completes it;
     /// - `progress` hears after every batch.
     ///
     /// Sequences of several inputs share a batch up to the batch size and the
@@ -120,13 +122,14 @@ impl Runner {
         total: usize,
         encode: impl Fn(&PairTokenizer, Range<usize>) -> Result<Vec<Vec<EncodedPair>>> + Send + Sync,
         mut forward: impl FnMut(&PackedBatch, &mut Scratch, &mut Vec<S>) + Send,
-        mut emit: impl FnMut(usize, Vec<EncodedPair>, Vec<S>) -> Result<()> + Send,
+        mut emit: impl FnMut(usize, &[EncodedPair], Vec<S>) -> Result<()> + Send,
         mut progress: impl FnMut(Progress) + Send,
     ) -> Result<()> {
         self.install(|| {
             let mut scratch = self.take_scratch();
             let mut batch = PackedBatch::new();
-            let mut results: Vec<S> = Vec::new();
+            let mut fresh: Vec<S> = Vec::new();
+            let mut results: VecDeque<S> = VecDeque::new();
             let mut run_chunk = |first: usize| -> Result<()> {
                 let inputs = encode(&self.tokenizer, first..total.min(first + TOKENIZE_CHUNK))?;
                 // ends[i]: sequences of inputs 0..=i
@@ -137,9 +140,9 @@ impl Runner {
                         Some(*n)
                     })
                     .collect();
-                let sequences: Vec<&EncodedPair> = inputs.iter().flatten().collect();
+                let sequences: Vec<EncodedPair> = inputs.into_iter().flatten().collect();
                 results.clear();
-                let mut next = 0;
+                let (mut next, mut emitted) = (0, 0);
                 while next < sequences.len() {
                     let n = self.next_batch_len(&sequences[next..]);
                     batch.clear();
@@ -147,18 +150,22 @@ impl Runner {
                         batch.push(&e.input_ids, &e.token_type_ids)?;
                     }
                     self.bert.check(&batch)?;
-                    forward(&batch, &mut scratch, &mut results);
-                    debug_assert_eq!(results.len(), next + n, "one result per sequence");
+                    fresh.clear();
+                    forward(&batch, &mut scratch, &mut fresh);
+                    debug_assert_eq!(fresh.len(), n, "one result per sequence");
+                    results.extend(fresh.drain(..));
                     next += n;
+                    // Every input whose last sequence is done goes out now.
+                    while emitted < ends.len() && ends[emitted] <= next {
+                        let start = if emitted == 0 { 0 } else { ends[emitted - 1] };
+                        let mine = results.drain(..ends[emitted] - start).collect();
+                        emit(first + emitted, &sequences[start..ends[emitted]], mine)?;
+                        emitted += 1;
+                    }
                     progress(Progress {
-                        done: first + ends.partition_point(|&end| end <= next),
+                        done: first + emitted,
                         total,
                     });
-                }
-                let mut results = results.drain(..);
-                for (i, seqs) in inputs.into_iter().enumerate() {
-                    let mine = results.by_ref().take(seqs.len()).collect();
-                    emit(first + i, seqs, mine)?;
                 }
                 Ok(())
             };
@@ -183,7 +190,7 @@ impl Runner {
 
     /// How many of `sequences` go into the next batch: up to the batch size
     /// and the token budget, and at least one.
-    fn next_batch_len(&self, sequences: &[&EncodedPair]) -> usize {
+    fn next_batch_len(&self, sequences: &[EncodedPair]) -> usize {
         let mut tokens = 0;
         let mut n = 0;
         for e in sequences.iter().take(self.batch_size) {

@@ -639,3 +639,20 @@ fn model_paths_never_go_to_the_hub() {
         );
     }
 }
+
+#[test]
+fn rerank_no_text_leaves_the_documents_out() {
+    let docs =
+        b"{\"id\": 1, \"text\": \"Paris\", \"url\": \"u\"}\n{\"id\": 2, \"text\": \"Rome\"}\n";
+    let model = fixture_dir("bert-l2-h32");
+    let args = ["rerank", "--model", model.to_str().unwrap(), "--query", "q"];
+    let with = json_lines(&crossenc(&args, docs));
+    let without = json_lines(&crossenc(&[&args[..], &["--no-text"]].concat(), docs));
+    assert_eq!(without.len(), 2);
+    for (w, wo) in with.iter().zip(&without) {
+        assert!(wo.get("text").is_none(), "{wo}");
+        let mut w = w.clone();
+        w.as_object_mut().unwrap().remove("text");
+        assert_eq!(&w, wo, "everything else as before");
+    }
+}

@@ -229,3 +229,47 @@ fn int8_scores_do_not_depend_on_batch_order_or_threads() {
         .unwrap();
     assert_ne!(f32, base);
 }
+
+#[test]
+fn predictions_stream_out_as_their_batches_finish() {
+    // Each pair is handed out right after the batch that completes it, not
+    // at the end of the call (or of a tokenization chunk).
+    let model = CrossEncoder::builder()
+        .batch_size(4)
+        .build(fixture_dir("bert-l2-h32"))
+        .unwrap();
+    let texts = texts();
+    let pairs: Vec<(&str, &str)> = texts[..40].iter().map(|t| ("q", t.as_str())).collect();
+    let events = std::sync::Mutex::new(Vec::new());
+    model
+        .predict_each(
+            &pairs,
+            |p| events.lock().unwrap().push(("progress", p.done)),
+            |i, _| events.lock().unwrap().push(("pair", i)),
+        )
+        .unwrap();
+    let events = events.into_inner().unwrap();
+    let pairs_out: Vec<usize> = events
+        .iter()
+        .filter(|e| e.0 == "pair")
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(
+        pairs_out,
+        (0..40).collect::<Vec<_>>(),
+        "every pair once, in order"
+    );
+    // 10 batches of 4: after each, its 4 pairs, then the progress report.
+    let mut want = Vec::new();
+    for b in 0..10 {
+        want.extend((4 * b..4 * b + 4).map(|i| ("pair", i)));
+        want.push(("progress", 4 * b + 4));
+    }
+    assert_eq!(events, want);
+    let all = model.predict_all(&pairs).unwrap();
+    let mut each = Vec::new();
+    model
+        .predict_each(&pairs, |_| {}, |_, p| each.push(p))
+        .unwrap();
+    assert_eq!(each, all);
+}

@@ -50,6 +50,9 @@ enum Command {
         /// Keep only documents scoring at least T (a number; negative for raw logits).
         #[arg(long, allow_negative_numbers = true, value_parser = finite_f32)]
         threshold: Option<f32>,
+        /// Leave each document's `"text"` out of the output (the other fields still pass through).
+        #[arg(long)]
+        no_text: bool,
         /// When the model cannot be loaded or scoring fails: write the documents in their input
         /// order with their own `score` (kept as `original_score`), give the reason on stderr and
         /// exit 0, so that the search still answers.
@@ -240,12 +243,14 @@ fn main() -> ExitCode {
             format,
             top_k,
             threshold,
+            no_text,
             fallback,
         } => {
             let options = RerankOptions {
                 format,
                 top_k,
                 threshold,
+                no_text,
                 fallback,
             };
             rerank(&model, &query, input.as_deref(), &options)
@@ -417,30 +422,48 @@ fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
         return Ok(());
     }
     let model = load(args)?;
-    let mut bar = ProgressBar::new("pairs");
-    let predictions = model.predict_all_with_progress(&pairs, |p| bar.update(p))?;
-    bar.finish();
     let labels = model.labels();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for p in predictions {
-        // One label: the score. Several: the best label's score and name, and every score.
-        let best = (0..p.scores.len())
-            .max_by(|&a, &b| p.scores[a].total_cmp(&p.scores[b]))
-            .unwrap_or(0);
-        let multi = p.scores.len() > 1;
-        let line = ScoreLine {
-            score: p.scores[best],
-            label: multi.then(|| labels[best].as_str()),
-            scores: multi.then_some(&p.scores),
-            logits: &p.logits,
-            truncated: p.truncated,
-            windows: (p.windows > 1).then_some(p.windows),
-        };
-        serde_json::to_writer(&mut out, &line)?;
-        writeln!(out)?;
-    }
+    // Each line as soon as its batch is done (a line-buffered stdout), so a
+    // reader downstream sees results while the rest is scored.
+    let mut out = std::io::LineWriter::new(std::io::stdout());
+    let mut written: std::io::Result<()> = Ok(());
+    let mut bar = ProgressBar::new("pairs");
+    model.predict_each(
+        &pairs,
+        |p| bar.update(p),
+        |_, p| {
+            if written.is_ok() {
+                written = write_score_line(&mut out, labels, &p);
+            }
+        },
+    )?;
+    bar.finish();
+    written?;
     out.flush()?;
     Ok(())
+}
+
+/// One `score` output line.
+fn write_score_line(
+    out: &mut impl Write,
+    labels: &[String],
+    p: &crossenc::Prediction,
+) -> std::io::Result<()> {
+    // One label: the score. Several: the best label's score and name, and every score.
+    let best = (0..p.scores.len())
+        .max_by(|&a, &b| p.scores[a].total_cmp(&p.scores[b]))
+        .unwrap_or(0);
+    let multi = p.scores.len() > 1;
+    let line = ScoreLine {
+        score: p.scores[best],
+        label: multi.then(|| labels[best].as_str()),
+        scores: multi.then_some(&p.scores),
+        logits: &p.logits,
+        truncated: p.truncated,
+        windows: (p.windows > 1).then_some(p.windows),
+    };
+    serde_json::to_writer(&mut *out, &line)?;
+    writeln!(out)
 }
 
 /// `rerank`'s options besides the model's.
@@ -448,6 +471,7 @@ struct RerankOptions {
     format: Format,
     top_k: Option<usize>,
     threshold: Option<f32>,
+    no_text: bool,
     fallback: bool,
 }
 
@@ -514,7 +538,10 @@ fn rerank(
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for (index, score) in ranked {
-        let line = rerank_line(&docs[index], index, score, windows[index]);
+        let mut line = rerank_line(&docs[index], index, score, windows[index]);
+        if options.no_text {
+            line.fields.remove("text");
+        }
         serde_json::to_writer(&mut out, &line)?;
         writeln!(out)?;
     }
