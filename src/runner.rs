@@ -167,6 +167,9 @@ impl Runner {
                         total,
                     });
                 }
+                // Every input has at least one sequence, so the last batch
+                // handed out the last input.
+                debug_assert_eq!(emitted, ends.len(), "every input handed out");
                 Ok(())
             };
             let result = (0..total)
