@@ -37,14 +37,20 @@ pub enum Precision {
     /// scales depend on that token alone, so scores do not depend on the
     /// batch. The weights are held only in int8 (about a quarter of f32).
     Int8,
+    /// bf16 weights (half of f32), f32 sums. With AVX512_BF16 the
+    /// activations are rounded to bf16 too and multiplied by `vdpbf16ps`;
+    /// elsewhere the weights are widened to f32 on the fly and the
+    /// activations stay f32. Attention, softmax and layer norm stay f32.
+    Bf16,
 }
 
 impl Precision {
-    /// `f32` or `int8`.
+    /// `f32`, `bf16` or `int8`.
     pub fn name(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::Int8 => "int8",
+            Precision::Bf16 => "bf16",
         }
     }
 }

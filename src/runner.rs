@@ -93,6 +93,7 @@ impl Runner {
         match self.precision {
             crate::Precision::F32 => k.isa().to_string(),
             crate::Precision::Int8 => format!("{} (int8: {})", k.isa(), k.int8_path()),
+            crate::Precision::Bf16 => format!("{} (bf16: {})", k.isa(), k.bf16_path()),
         }
     }
 

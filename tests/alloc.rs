@@ -46,6 +46,8 @@ fn repeated_forward_allocates_nothing() {
         ("bert-l2-h32", None, Precision::F32),
         ("tinybert-h128", Some(2), Precision::Int8),
         ("bert-l2-h32", None, Precision::Int8),
+        ("tinybert-h128", Some(2), Precision::Bf16),
+        ("bert-l2-h32", None, Precision::Bf16),
     ] {
         let r = reference(name);
         let mut builder = CrossEncoder::builder().precision(precision);

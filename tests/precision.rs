@@ -1,16 +1,21 @@
 //! Reduced precision against f32, on the real all-MiniLM-L6-v2 weights and
 //! the corpora in tests/data/precision (1,000 paragraphs of CPython's
 //! documentation, 20 queries; tools/make_precision_reference.py wrote them
-//! with PyTorch's f32 results): the figures issue 12 sets for int8.
+//! with PyTorch's f32 results): the figures issue 12 sets.
 //!
-//! - sentence embeddings: every text's cosine to f32 >= 0.999; retrieval
-//!   (20 queries x 1,000 documents by cosine): mean top-10 overlap with f32
-//!   >= 9.7, no query below 9, mean Spearman >= 0.999;
+//! - sentence embeddings: every text's cosine to f32 at least 0.999 (int8)
+//!   or 0.9999 (bf16); retrieval (20 queries x 1,000 documents by cosine):
+//!   int8's mean top-10 overlap with f32 >= 9.7, no query below 9, mean
+//!   Spearman >= 0.999; bf16's top-10 identical on every query but one
+//!   (a near-tie that PyTorch's own bf16 rounding breaks too: see below);
 //! - the cross-encoder (the benchmark head on the same encoder) ranking
-//!   1,000 documents: Spearman >= 0.998, top-10 overlap >= 9.
+//!   1,000 documents: Spearman >= 0.998 and top-10 overlap >= 9 (int8),
+//!   Spearman >= 0.9999 and the same top-10 (bf16).
 //!
-//! Our f32 is checked against the same PyTorch results first (cosine
-//! >= 0.99999), so the int8 figures measure int8 alone.
+//! Our f32 is checked against the same PyTorch results first (cosine at
+//! least 0.99999), so the reduced-precision figures measure their own error.
+//! bf16 is measured on the path this CPU runs (`vdpbf16ps`, which rounds the
+//! activations to bf16 too, or the widening path, which keeps them f32).
 
 mod common;
 
@@ -115,7 +120,19 @@ fn retrieval(
         .map(|(wq, gq)| {
             let w: Vec<f64> = want.1.iter().map(|d| cosine(wq, d)).collect();
             let g: Vec<f64> = got.1.iter().map(|d| cosine(gq, d)).collect();
-            (overlap(&top10(&w), &top10(&g)), spearman(&w, &g))
+            let top = overlap(&top10(&w), &top10(&g));
+            if top < 10 {
+                // How close the reference itself came to a different top-10.
+                let mut sorted = w.clone();
+                sorted.sort_by(|a, b| b.total_cmp(a));
+                eprintln!(
+                    "  a query's top-10 changed ({top} of 10 kept); f32 cosines at ranks 10 and 11: {:.6} and {:.6} (gap {:.1e})",
+                    sorted[9],
+                    sorted[10],
+                    sorted[9] - sorted[10]
+                );
+            }
+            (top, spearman(&w, &g))
         })
         .collect()
 }
@@ -130,12 +147,12 @@ fn embed(dir: &std::path::Path, precision: Precision, texts: &[String]) -> Vec<V
 }
 
 #[test]
-fn int8_sentence_embeddings_keep_retrieval() {
+fn reduced_precision_sentence_embeddings_keep_retrieval() {
     let Some(dir) = real_model_dir() else { return };
     let c = corpus();
     let want_q = rows(&c.tensors["query_embeddings"]);
     let want_d = rows(&c.tensors["document_embeddings"]);
-    for precision in [Precision::F32, Precision::Int8] {
+    for precision in [Precision::F32, Precision::Int8, Precision::Bf16] {
         let got_q = embed(&dir, precision, &c.queries);
         let got_d = embed(&dir, precision, &c.documents);
         assert_eq!((got_q.len(), got_d.len()), (want_q.len(), want_d.len()));
@@ -168,12 +185,30 @@ fn int8_sentence_embeddings_keep_retrieval() {
                 assert!(min_overlap >= 9, "int8 min top-10 overlap {min_overlap}");
                 assert!(mean_spearman >= 0.999, "int8 mean Spearman {mean_spearman}");
             }
+            Precision::Bf16 => {
+                assert!(worst >= 0.9999, "bf16 cosine {worst}");
+                // Issue 12 asks for the identical top-10 on every query. bf16
+                // weights alone cannot give it here: PyTorch itself, with the
+                // encoder's linear weights rounded to bf16 and everything else
+                // f32 (tools/bf16_fake_quant.py), keeps 9 of 10 on one query
+                // (its 10th and 11th documents are 7.5e-5 apart in cosine)
+                // and 10 on the other 19, as we do on both bf16 paths.
+                assert!(min_overlap >= 9, "bf16 min top-10 overlap {min_overlap}");
+                assert!(
+                    mean_overlap >= 9.95,
+                    "bf16 mean top-10 overlap {mean_overlap}"
+                );
+                assert!(
+                    mean_spearman >= 0.9999,
+                    "bf16 mean Spearman {mean_spearman}"
+                );
+            }
         }
     }
 }
 
 #[test]
-fn int8_cross_encoder_keeps_the_ranking() {
+fn reduced_precision_cross_encoder_keeps_the_ranking() {
     let Some(dir) = real_ce_model_dir() else {
         return;
     };
@@ -188,7 +223,7 @@ fn int8_cross_encoder_keeps_the_ranking() {
         .iter()
         .map(|d| (c.rank_query.as_str(), d.as_str()))
         .collect();
-    for precision in [Precision::F32, Precision::Int8] {
+    for precision in [Precision::F32, Precision::Int8, Precision::Bf16] {
         let model = CrossEncoder::builder()
             .precision(precision)
             .build(&dir)
@@ -212,14 +247,18 @@ fn int8_cross_encoder_keeps_the_ranking() {
                 assert!(rho >= 0.998, "int8 Spearman {rho}");
                 assert!(top >= 9, "int8 top-10 overlap {top}");
             }
+            Precision::Bf16 => {
+                assert!(rho >= 0.9999, "bf16 Spearman {rho}");
+                assert_eq!(top, 10, "bf16 top-10 overlap {top}");
+            }
         }
     }
 }
 
 #[test]
-fn int8_error_layer_by_layer() {
-    // Where int8's error enters and how it grows: the hidden state after
-    // every layer, int8 against f32, on three real pairs (relative RMS error
+fn reduced_precision_error_layer_by_layer() {
+    // Where int8's and bf16's error enters and how it grows: the hidden state
+    // after every layer, against f32, on three real pairs (relative RMS error
     // and worst token cosine). It grows with depth but stays small; what is
     // asserted is the last layer's worst cosine, which the embedding figures
     // above depend on.
@@ -228,45 +267,48 @@ fn int8_error_layer_by_layer() {
     };
     let c = corpus();
     let f32 = CrossEncoder::from_dir(&dir).unwrap();
-    let int8 = CrossEncoder::builder()
-        .precision(Precision::Int8)
-        .build(&dir)
-        .unwrap();
-    let h = f32.config().hidden_size;
-    let layers = f32.config().num_hidden_layers + 1;
-    let (mut rel, mut worst) = (vec![0.0f64; layers], vec![1.0f64; layers]);
-    for d in &c.documents[..3] {
-        let a = f32.hidden_states(&c.rank_query, d).unwrap();
-        let b = int8.hidden_states(&c.rank_query, d).unwrap();
-        assert_eq!((a.len(), b.len()), (layers, layers));
-        for l in 0..layers {
-            let (mut err, mut norm) = (0.0, 0.0);
-            for (x, y) in a[l].iter().zip(&b[l]) {
-                err += (*x as f64 - *y as f64).powi(2);
-                norm += (*x as f64).powi(2);
-            }
-            rel[l] = rel[l].max((err / norm).sqrt());
-            for (x, y) in a[l].chunks_exact(h).zip(b[l].chunks_exact(h)) {
-                worst[l] = worst[l].min(cosine(x, y));
+    for precision in [Precision::Int8, Precision::Bf16] {
+        let reduced = CrossEncoder::builder()
+            .precision(precision)
+            .build(&dir)
+            .unwrap();
+        let name = precision.name();
+        let h = f32.config().hidden_size;
+        let layers = f32.config().num_hidden_layers + 1;
+        let (mut rel, mut worst) = (vec![0.0f64; layers], vec![1.0f64; layers]);
+        for d in &c.documents[..3] {
+            let a = f32.hidden_states(&c.rank_query, d).unwrap();
+            let b = reduced.hidden_states(&c.rank_query, d).unwrap();
+            assert_eq!((a.len(), b.len()), (layers, layers));
+            for l in 0..layers {
+                let (mut err, mut norm) = (0.0, 0.0);
+                for (x, y) in a[l].iter().zip(&b[l]) {
+                    err += (*x as f64 - *y as f64).powi(2);
+                    norm += (*x as f64).powi(2);
+                }
+                rel[l] = rel[l].max((err / norm).sqrt());
+                for (x, y) in a[l].chunks_exact(h).zip(b[l].chunks_exact(h)) {
+                    worst[l] = worst[l].min(cosine(x, y));
+                }
             }
         }
-    }
-    for l in 0..layers {
-        eprintln!(
-            "int8 after {}: relative RMS error {:.2e}, worst token cosine {:.6}",
-            if l == 0 {
-                "embeddings".to_string()
-            } else {
-                format!("layer {l}")
-            },
-            rel[l],
-            worst[l]
+        for l in 0..layers {
+            eprintln!(
+                "{name} after {}: relative RMS error {:.2e}, worst token cosine {:.6}",
+                if l == 0 {
+                    "embeddings".to_string()
+                } else {
+                    format!("layer {l}")
+                },
+                rel[l],
+                worst[l]
+            );
+        }
+        assert_eq!(rel[0], 0.0, "the embeddings are f32 in every precision");
+        assert!(
+            worst[layers - 1] >= 0.99,
+            "{name}: last layer worst token cosine {}",
+            worst[layers - 1]
         );
     }
-    assert_eq!(rel[0], 0.0, "the embeddings are f32 in every precision");
-    assert!(
-        worst[layers - 1] >= 0.99,
-        "last layer worst token cosine {}",
-        worst[layers - 1]
-    );
 }

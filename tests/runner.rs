@@ -191,43 +191,47 @@ fn malformed_packed_batch_is_refused() {
 }
 
 #[test]
-fn int8_scores_do_not_depend_on_batch_order_or_threads() {
-    // Activations are quantized per token, never per batch, and the int8
-    // GEMM is bit-identical over thread counts: so must the scores be.
-    let dir = fixture_dir("tinybert-h128");
-    let texts = texts();
-    let pairs: Vec<(&str, &str)> = texts[..300]
-        .iter()
-        .map(|t| ("a query", t.as_str()))
-        .collect();
-    let build = |threads: usize, batch_size: usize, budget: usize| {
-        CrossEncoder::builder()
-            .precision(Precision::Int8)
-            .threads(threads)
-            .batch_size(batch_size)
-            .token_budget(budget)
-            .build(&dir)
+fn reduced_precision_scores_do_not_depend_on_batch_order_or_threads() {
+    // int8 activations are quantized per token, never per batch, bf16 ones
+    // rounded element by element, and both GEMMs sum in an order that does
+    // not depend on a row's neighbours or the thread count: so must the
+    // scores be.
+    for precision in [Precision::Int8, Precision::Bf16] {
+        let dir = fixture_dir("tinybert-h128");
+        let texts = texts();
+        let pairs: Vec<(&str, &str)> = texts[..300]
+            .iter()
+            .map(|t| ("a query", t.as_str()))
+            .collect();
+        let build = |threads: usize, batch_size: usize, budget: usize| {
+            CrossEncoder::builder()
+                .precision(precision)
+                .threads(threads)
+                .batch_size(batch_size)
+                .token_budget(budget)
+                .build(&dir)
+                .unwrap()
+        };
+        let base = build(1, 256, 2048).predict_all(&pairs).unwrap();
+        let reversed: Vec<(&str, &str)> = pairs.iter().rev().copied().collect();
+        for (threads, batch_size, budget) in [(2, 1, 2048), (3, 7, 64), (2, 256, 100_000)] {
+            let model = build(threads, batch_size, budget);
+            assert_eq!(
+                model.predict_all(&pairs).unwrap(),
+                base,
+                "{threads} threads, batch {batch_size}"
+            );
+            let mut back = model.predict_all(&reversed).unwrap();
+            back.reverse();
+            assert_eq!(back, base, "reversed order, {threads} threads");
+        }
+        // And the reduced precision is not f32 in disguise.
+        let f32 = CrossEncoder::from_dir(&dir)
             .unwrap()
-    };
-    let base = build(1, 256, 2048).predict_all(&pairs).unwrap();
-    let reversed: Vec<(&str, &str)> = pairs.iter().rev().copied().collect();
-    for (threads, batch_size, budget) in [(2, 1, 2048), (3, 7, 64), (2, 256, 100_000)] {
-        let model = build(threads, batch_size, budget);
-        assert_eq!(
-            model.predict_all(&pairs).unwrap(),
-            base,
-            "{threads} threads, batch {batch_size}"
-        );
-        let mut back = model.predict_all(&reversed).unwrap();
-        back.reverse();
-        assert_eq!(back, base, "reversed order, {threads} threads");
+            .predict_all(&pairs)
+            .unwrap();
+        assert_ne!(f32, base, "{}", precision.name());
     }
-    // And int8 is not f32 in disguise.
-    let f32 = CrossEncoder::from_dir(&dir)
-        .unwrap()
-        .predict_all(&pairs)
-        .unwrap();
-    assert_ne!(f32, base);
 }
 
 #[test]

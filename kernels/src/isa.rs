@@ -130,6 +130,32 @@ impl Avx512VnniToken {
     }
 }
 
+/// Proof that this CPU runs AVX-512F and AVX512_BF16 (and AVX2 + FMA):
+/// `vdpbf16ps` and `vcvtne2ps2bf16` on zmm. Only [`Avx512Bf16Token::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Avx512Bf16Token {
+    _proof: (),
+}
+
+impl Avx512Bf16Token {
+    /// A token if this CPU supports AVX512_BF16 with AVX-512F and BW.
+    pub fn detect() -> Option<Avx512Bf16Token> {
+        #[cfg(target_arch = "x86_64")]
+        if Avx512Token::detect().is_some()
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
+        {
+            return Some(Avx512Bf16Token { _proof: () });
+        }
+        None
+    }
+
+    /// The AVX-512F token its features include.
+    pub fn avx512(self) -> Avx512Token {
+        Avx512Token { _proof: () }
+    }
+}
+
 /// Proof that this CPU runs AVX2 and FMA. Only [`Avx2Token::detect`] makes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Avx2Token {

@@ -195,3 +195,56 @@ impl Int8Peak {
         f64::NAN
     }
 }
+
+/// The bf16 peak: a register-resident loop of `vdpbf16ps` on zmm (the bf16
+/// kernel's instruction, AVX512_BF16), on `threads` threads at once; `None`
+/// where the bf16 path computes in f32 (whose peak is [`FmaPeak`]).
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // no bf16 loop to time there yet
+pub struct Bf16Peak {
+    #[cfg(target_arch = "x86_64")]
+    token: crate::isa::Avx512Bf16Token,
+    threads: usize,
+    iters: u64,
+}
+
+impl Bf16Peak {
+    /// Calibrates the loop for `kernels`' bf16 path on `threads` threads.
+    pub fn new(kernels: Kernels, threads: usize) -> Option<Bf16Peak> {
+        #[cfg(target_arch = "x86_64")]
+        if let crate::gemm::bf16::Bf16Backend::Avx512Bf16(token) = kernels.bf16_backend() {
+            use crate::gemm::x86_64::avx512_bf16::dpbf16_loop;
+            let iters = calibrate(|iters| {
+                std::hint::black_box(dpbf16_loop(token, iters, 0.5));
+            });
+            return Some(Bf16Peak {
+                token,
+                threads: threads.max(1),
+                iters,
+            });
+        }
+        let _ = (kernels, threads);
+        None
+    }
+
+    /// One run on all threads at once: bf16 GFLOP/s (a multiply-add counts as
+    /// two operations), timed to the slowest thread.
+    pub fn sample(&self) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::gemm::x86_64::avx512_bf16::{dpbf16_loop, PEAK_MACS_PER_ITER};
+            let Bf16Peak {
+                token,
+                threads,
+                iters,
+            } = *self;
+            let slowest = slowest_of(threads, |t| {
+                std::hint::black_box(dpbf16_loop(token, iters, 0.25 + t as f32));
+            });
+            let ops = 2 * PEAK_MACS_PER_ITER;
+            threads as f64 * iters as f64 * ops as f64 / slowest.as_secs_f64() / 1e9
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        f64::NAN
+    }
+}

@@ -20,6 +20,20 @@ pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
     c
 }
 
+/// `C = A·B` with B (and, when `round_a`, A) rounded to bf16 first, as
+/// [`crate::gemm::bf16`] defines it: `A: [m, k]`, `B: [k, n]`, the sum of
+/// the (exact) products in f64.
+pub fn gemm_bf16(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], round_a: bool) -> Vec<f32> {
+    use crate::gemm::bf16::{from_bf16, to_bf16};
+    let a: Vec<f32> = if round_a {
+        a.iter().map(|&x| from_bf16(to_bf16(x))).collect()
+    } else {
+        a.to_vec()
+    };
+    let b: Vec<f32> = b.iter().map(|&x| from_bf16(to_bf16(x))).collect();
+    gemm(m, k, n, &a, &b)
+}
+
 /// The error function in f64 (Taylor series near zero, continued fraction for
 /// the tail), accurate to ~1e-15: far beyond what an f32 kernel needs.
 pub fn erf(x: f64) -> f64 {

@@ -20,7 +20,8 @@ pub(crate) struct Linear {
 /// A linear layer's weight in the precision it computes in; only that copy
 /// is kept.
 enum Weight {
-    F32(PackedMatrix),
+    /// f32, or bf16 pairs ([`PackedMatrix::is_bf16`]): the same GEMM runs both.
+    Packed(PackedMatrix),
     /// Blocks of 32 along K, 8 bits (see `crossenc_kernels::qgemm`).
     Int8(QuantizedMatrix),
 }
@@ -28,21 +29,26 @@ enum Weight {
 impl Weight {
     fn pack(k: &Kernels, weight: &[f32], out: usize, input: usize, precision: Precision) -> Weight {
         match precision {
-            Precision::F32 => Weight::F32(k.pack_linear(weight, out, input)),
+            Precision::F32 => Weight::Packed(k.pack_linear(weight, out, input)),
+            // An odd input width (no BERT has one) cannot be paired: f32.
+            Precision::Bf16 => Weight::Packed(
+                k.pack_linear_bf16(weight, out, input)
+                    .unwrap_or_else(|| k.pack_linear(weight, out, input)),
+            ),
             Precision::Int8 => Weight::Int8(k.quantize_linear(weight, out, input)),
         }
     }
 
     fn k(&self) -> usize {
         match self {
-            Weight::F32(w) => w.k(),
+            Weight::Packed(w) => w.k(),
             Weight::Int8(w) => w.k(),
         }
     }
 
     fn n(&self) -> usize {
         match self {
-            Weight::F32(w) => w.n(),
+            Weight::Packed(w) => w.n(),
             Weight::Int8(w) => w.n(),
         }
     }
@@ -157,7 +163,7 @@ impl Linear {
     ) {
         let input = self.weight.k();
         match &self.weight {
-            Weight::F32(w) => k.gemm(m, x, input, w, y, ldy, epilogue, Threading::Auto),
+            Weight::Packed(w) => k.gemm(m, x, input, w, y, ldy, epilogue, Threading::Auto),
             Weight::Int8(w) => k.qgemm(m, x, input, w, y, ldy, epilogue, Threading::Auto),
         }
     }

@@ -45,15 +45,21 @@ const ROW_TASKS_PER_THREAD: usize = 4;
 thread_local! {
     /// This thread's packed-A block, reused across calls.
     static PACK_A: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+    /// This thread's slab of bf16 B widened to f32 (see [`Problem::b_pairs`]).
+    static WIDE_B: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
 /// Sizes this thread's packed-A block to the floor (see `gemm::reserve_thread_buffers`).
 pub(crate) fn reserve_thread_buffers() {
-    PACK_A.with(|buf| {
-        if let Ok(mut buf) = buf.try_borrow_mut() {
-            buf.reserve_floor();
-        }
-    });
+    // (Zeroed memory from the allocator: pages a path never uses, such as
+    // the widened bf16 of a CPU with AVX512_BF16, are never touched.)
+    for key in [&PACK_A, &WIDE_B] {
+        key.with(|buf| {
+            if let Ok(mut buf) = buf.try_borrow_mut() {
+                buf.reserve_floor();
+            }
+        });
+    }
 }
 
 /// One GEMM, `C = act(alpha·A·B + beta·C + bias + residual)`, with B packed.
@@ -72,6 +78,11 @@ pub(crate) struct Problem {
     /// rows `p0..p0 + k` of a deeper packed matrix (`b` then points at row
     /// `p0` of panel 0).
     pub(crate) b_depth: usize,
+    /// B holds bf16 pairs (`super::bf16`): each 32-bit word of a panel is
+    /// rows `2q` and `2q + 1` of one column, `b_depth` counts pairs, and
+    /// each micro-panel is widened to f32 before the f32 microkernel reads it
+    /// (bf16 storage with f32 compute; see `task`).
+    pub(crate) b_pairs: bool,
     /// `C[i, j]` at `c[i·ldc + j]`.
     pub(crate) c: *mut f32,
     pub(crate) ldc: usize,
@@ -145,11 +156,19 @@ fn share(len: usize, parts: usize, i: usize) -> Range<usize> {
     len * i / parts..len * (i + 1) / parts
 }
 
-/// K blocks of at most `kc_max`, equal in size so no block is a sliver.
-/// `k = 0` is one empty block, so the epilogue still runs.
-fn k_blocks(k: usize, kc_max: usize) -> impl Iterator<Item = (usize, usize)> {
+/// The depth of [`k_blocks`]' blocks: equal, at most `kc_max` (plus
+/// `align - 1`), a multiple of `align`.
+fn block_depth(k: usize, kc_max: usize, align: usize) -> usize {
     let count = k.div_ceil(kc_max).max(1);
-    let kc = k.div_ceil(count);
+    k.div_ceil(count).next_multiple_of(align)
+}
+
+/// K blocks of at most `kc_max`, equal in size so no block is a sliver,
+/// each starting at a multiple of `align` (bf16 pairs must not be split).
+/// `k = 0` is one empty block, so the epilogue still runs.
+fn k_blocks(k: usize, kc_max: usize, align: usize) -> impl Iterator<Item = (usize, usize)> {
+    let kc = block_depth(k, kc_max, align).max(1);
+    let count = k.div_ceil(kc).max(1);
     (0..count).map(move |b| (b * kc, kc.min(k - (b * kc).min(k))))
 }
 
@@ -160,110 +179,154 @@ fn k_blocks(k: usize, kc_max: usize) -> impl Iterator<Item = (usize, usize)> {
 unsafe fn task<K: Microkernel>(kernel: K, pb: &Problem, rows: Range<usize>, panels: Range<usize>) {
     let (mr, nr) = (K::MR, K::NR);
     let kc_max = K::KC;
-    let kc_used = kc_max.min(pb.k.div_ceil(pb.k.div_ceil(kc_max).max(1)));
+    let align = if pb.b_pairs { 2 } else { 1 };
+    let kc_used = block_depth(pb.k, kc_max, align);
     let nc_panels = nc_for(nr, kc_used.max(1)) / nr;
     // The C strip an A block produces spans this task's columns (at most NC).
     let c_cols = (panels.len().min(nc_panels) * nr).min(pb.n);
     let mc_max = mc_for(mr, kc_used, c_cols).min(rows.len().div_ceil(mr) * mr);
-    with_scratch(&PACK_A, mc_max * kc_used, |pack_a| {
-        let pack_a = pack_a.as_mut_ptr();
-        for jc in panels.clone().step_by(nc_panels) {
-            let jc_end = (jc + nc_panels).min(panels.end);
-            for (pc, kc) in k_blocks(pb.k, kc_max) {
-                let first = pc == 0;
-                let last = pc + kc == pb.k;
-                for ic in rows.clone().step_by(mc_max) {
-                    let mc = mc_max.min(rows.end - ic);
-                    // SAFETY: rows ic..ic+mc and columns pc..pc+kc are inside A;
-                    // the buffer holds mc_max·kc_max >= mc.div_ceil(MR)·MR·kc.
-                    unsafe {
-                        kernel.pack_a(
-                            pack_a,
-                            pb.a.wrapping_add(ic * pb.rsa + pc * pb.csa),
-                            pb.rsa,
-                            pb.csa,
-                            mc,
-                            kc,
-                        )
+    // bf16 pairs are widened one micro-panel at a time, as the first block
+    // of rows reaches it, so the f32 copy is written while it is hot and
+    // read at once. With one block of rows (a short batch) one micro-panel
+    // of room is reused (L1/L2-resident, never written back); with several,
+    // the K block's whole slab is kept for the later blocks, which read it
+    // as the f32 path reads its packed B.
+    let one_row_block = rows.len() <= mc_max;
+    let wide_len = match (pb.b_pairs, one_row_block) {
+        (false, _) => 0,
+        (true, true) => kc_used * nr,
+        (true, false) => panels.len().min(nc_panels) * kc_used * nr,
+    };
+    with_scratch(&WIDE_B, wide_len, |wide_b| {
+        with_scratch(&PACK_A, mc_max * kc_used, |pack_a| {
+            let pack_a = pack_a.as_mut_ptr();
+            for jc in panels.clone().step_by(nc_panels) {
+                let jc_end = (jc + nc_panels).min(panels.end);
+                for (pc, kc) in k_blocks(pb.k, kc_max, align) {
+                    let first = pc == 0;
+                    let last = pc + kc == pb.k;
+                    // Panel jr of this K block in B: at `slab + jr·depth·NR`,
+                    // f32 (read in place) or bf16 pairs (widened into `wide_b`).
+                    let wide = wide_b.as_mut_ptr();
+                    let (slab, depth, words) = if pb.b_pairs {
+                        (pb.b.wrapping_add(pc / 2 * nr), pb.b_depth, kc / 2 * nr)
+                    } else {
+                        (pb.b.wrapping_add(pc * nr), pb.b_depth, kc * nr)
                     };
-                    let tiles = mc.div_ceil(mr);
-                    // Lines of one B micro-panel, and each tile's share of
-                    // the next one's prefetch.
-                    let panel_lines = (kc * nr).div_ceil(LINE);
-                    let share_lines = panel_lines.div_ceil(tiles);
-                    for jr in jc..jc_end {
-                        let col = jr * nr;
-                        let cols = nr.min(pb.n - col);
-                        let b = pb.b.wrapping_add(jr * pb.b_depth * nr + pc * nr);
-                        // The first block of rows meets each B micro-panel
-                        // cold: the previous GEMM read other weights, and a
-                        // model's weights (42 MB for MiniLM-L6) outgrow L3.
-                        // The hardware prefetcher runs too few lines ahead of
-                        // a stream that fast to hide memory latency, so the
-                        // tiles on this panel fetch the next one, a share
-                        // each. Later blocks find B in L3 and need no help
-                        // (measured: no faster with it). One-pair latency:
-                        // ~10% faster. (A column share's later row-block
-                        // tasks fetch it again, from L3: a hint, cheap.)
-                        let next = if ic == rows.start && jr + 1 < jc_end {
-                            Some(jr + 1)
-                        } else {
-                            None
+                    for ic in rows.clone().step_by(mc_max) {
+                        let mc = mc_max.min(rows.end - ic);
+                        // SAFETY: rows ic..ic+mc and columns pc..pc+kc are inside A;
+                        // the buffer holds mc_max·kc_max >= mc.div_ceil(MR)·MR·kc.
+                        unsafe {
+                            kernel.pack_a(
+                                pack_a,
+                                pb.a.wrapping_add(ic * pb.rsa + pc * pb.csa),
+                                pb.rsa,
+                                pb.csa,
+                                mc,
+                                kc,
+                            )
                         };
-                        for (t, ir) in (0..mc).step_by(mr).enumerate() {
-                            let row = ic + ir;
-                            let (prefetch, prefetch_lines) = match next {
-                                Some(jn) => {
-                                    let first = (t * share_lines).min(panel_lines);
-                                    (
-                                        pb.b.wrapping_add(
-                                            jn * pb.b_depth * nr + pc * nr + first * LINE,
-                                        ),
-                                        share_lines.min(panel_lines - first),
-                                    )
+                        let tiles = mc.div_ceil(mr);
+                        // Lines of one B micro-panel, and each tile's share of
+                        // the next one's prefetch.
+                        let panel_lines = words.div_ceil(LINE);
+                        let share_lines = panel_lines.div_ceil(tiles);
+                        for jr in jc..jc_end {
+                            let col = jr * nr;
+                            let cols = nr.min(pb.n - col);
+                            let b = if pb.b_pairs {
+                                let at = if one_row_block {
+                                    0
+                                } else {
+                                    (jr - jc) * kc * nr
+                                };
+                                if one_row_block || ic == rows.start {
+                                    // SAFETY: `wide_b` has room for the panel at
+                                    // `at` (one panel, or min(panels, nc_panels)
+                                    // of kc_used >= kc rows); B holds panel jr's
+                                    // rows pc..pc + kc (the caller's guarantee),
+                                    // pc and kc even (align).
+                                    unsafe {
+                                        kernel.widen_pairs(
+                                            wide.add(at),
+                                            slab.add(jr * depth * nr),
+                                            kc / 2,
+                                        )
+                                    };
                                 }
-                                None => (std::ptr::null(), 0),
+                                wide.wrapping_add(at).cast_const()
+                            } else {
+                                slab.wrapping_add(jr * depth * nr)
                             };
-                            let out = TileOut {
-                                alpha: pb.alpha,
-                                beta: if first { pb.beta } else { 1.0 },
-                                bias: if last && !pb.bias.is_null() {
-                                    pb.bias.wrapping_add(col)
-                                } else {
-                                    std::ptr::null()
-                                },
-                                residual: if last && !pb.residual.is_null() {
-                                    pb.residual.wrapping_add(row * pb.ld_residual + col)
-                                } else {
-                                    std::ptr::null()
-                                },
-                                ld_residual: pb.ld_residual,
-                                act: if last { pb.act } else { None },
-                                prefetch,
-                                prefetch_lines,
-                                prefetch_c: true,
+                            // The first block of rows meets each B micro-panel
+                            // cold: the previous GEMM read other weights, and a
+                            // model's weights (42 MB for MiniLM-L6) outgrow L3.
+                            // The hardware prefetcher runs too few lines ahead of
+                            // a stream that fast to hide memory latency, so the
+                            // tiles on this panel fetch the next one, a share
+                            // each. Later blocks find B in L3 and need no help
+                            // (measured: no faster with it). One-pair latency:
+                            // ~10% faster. (A column share's later row-block
+                            // tasks fetch it again, from L3: a hint, cheap.)
+                            let next = if ic == rows.start && jr + 1 < jc_end {
+                                Some(jr + 1)
+                            } else {
+                                None
                             };
-                            // SAFETY: the A micro-panel at ir·kc and the B
-                            // micro-panel at b hold kc·MR and kc·NR floats; the
-                            // tile (row, col) of min(MR, rows left) x cols is
-                            // inside C and owned by this task (the caller's
-                            // guarantee), and so are its bias and residual.
-                            unsafe {
-                                kernel.tile(
-                                    kc,
-                                    pack_a.add(ir * kc),
-                                    b,
-                                    pb.c.wrapping_add(row * pb.ldc + col),
-                                    pb.ldc,
-                                    mr.min(mc - ir),
-                                    cols,
-                                    &out,
-                                )
-                            };
+                            for (t, ir) in (0..mc).step_by(mr).enumerate() {
+                                let row = ic + ir;
+                                let (prefetch, prefetch_lines) = match next {
+                                    Some(jn) => {
+                                        let first = (t * share_lines).min(panel_lines);
+                                        (
+                                            slab.wrapping_add(jn * depth * nr + first * LINE),
+                                            share_lines.min(panel_lines - first),
+                                        )
+                                    }
+                                    None => (std::ptr::null(), 0),
+                                };
+                                let out = TileOut {
+                                    alpha: pb.alpha,
+                                    beta: if first { pb.beta } else { 1.0 },
+                                    bias: if last && !pb.bias.is_null() {
+                                        pb.bias.wrapping_add(col)
+                                    } else {
+                                        std::ptr::null()
+                                    },
+                                    residual: if last && !pb.residual.is_null() {
+                                        pb.residual.wrapping_add(row * pb.ld_residual + col)
+                                    } else {
+                                        std::ptr::null()
+                                    },
+                                    ld_residual: pb.ld_residual,
+                                    act: if last { pb.act } else { None },
+                                    prefetch,
+                                    prefetch_lines,
+                                    prefetch_c: true,
+                                };
+                                // SAFETY: the A micro-panel at ir·kc and the B
+                                // micro-panel at b hold kc·MR and kc·NR floats; the
+                                // tile (row, col) of min(MR, rows left) x cols is
+                                // inside C and owned by this task (the caller's
+                                // guarantee), and so are its bias and residual.
+                                unsafe {
+                                    kernel.tile(
+                                        kc,
+                                        pack_a.add(ir * kc),
+                                        b,
+                                        pb.c.wrapping_add(row * pb.ldc + col),
+                                        pb.ldc,
+                                        mr.min(mc - ir),
+                                        cols,
+                                        &out,
+                                    )
+                                };
+                            }
                         }
                     }
                 }
             }
-        }
+        })
     });
 }

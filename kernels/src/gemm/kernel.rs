@@ -53,6 +53,14 @@ pub(crate) trait Microkernel: Copy + Send + Sync {
         kc: usize,
     );
 
+    /// Widens `pairs` rows of bf16 pair words of a B micro-panel (`[pairs][NR]`
+    /// words at `src`, see `gemm/bf16.rs`) into an f32 micro-panel
+    /// `[2·pairs][NR]` at `dst`, for bf16 storage with f32 compute.
+    ///
+    /// # Safety
+    /// `src` holds `pairs · NR` readable words, `dst` room for `2 · pairs · NR` floats.
+    unsafe fn widen_pairs(self, dst: *mut f32, src: *const f32, pairs: usize);
+
     /// Computes `C[rows, cols] = out(A·B)` for one tile.
     ///
     /// # Safety
@@ -141,6 +149,67 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     cols: usize,
     out: &TileOut,
 ) {
+    // SAFETY: the caller's guarantee.
+    unsafe { tile_with::<S, Fma, MR, NV>(s, Fma, kc, a, b, c, ldc, rows, cols, out) }
+}
+
+/// What one step of k does to a tile's accumulators: `acc[r] += a[p][r] ·
+/// b[p]` for every row r, in the element format of the packed panels. The
+/// tile around it (prefetching, the K loop, the epilogue) is the same for
+/// every format.
+pub(crate) trait Step<S: Simd>: Copy {
+    /// One step `p` of the packed micro-panels.
+    ///
+    /// # Safety
+    /// `p < kc`, with `a` and `b` as [`tile_with`] takes them.
+    unsafe fn step<const MR: usize, const NV: usize>(
+        self,
+        s: S,
+        acc: &mut [[S::V; NV]; MR],
+        a: *const f32,
+        b: *const f32,
+        p: usize,
+    );
+}
+
+/// f32 panels: one FMA per (row, vector).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fma;
+
+impl<S: Simd> Step<S> for Fma {
+    #[inline(always)]
+    unsafe fn step<const MR: usize, const NV: usize>(
+        self,
+        s: S,
+        acc: &mut [[S::V; NV]; MR],
+        a: *const f32,
+        b: *const f32,
+        p: usize,
+    ) {
+        // SAFETY: the caller's guarantee.
+        unsafe { k_step::<S, MR, NV>(s, acc, a, b, p) }
+    }
+}
+
+/// [`tile`] with the k step `step`: the panels hold 32-bit words of
+/// whatever `step` reads (f32, or pairs of bf16).
+///
+/// # Safety
+/// As [`Microkernel::tile`] with `NR = NV · S::LANES`, `kc` counting words.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn tile_with<S: Simd, St: Step<S>, const MR: usize, const NV: usize>(
+    s: S,
+    step: St,
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    out: &TileOut,
+) {
     let lanes = S::LANES;
     let nr = NV * lanes;
     // Start fetching the tile's rows of C and of the residual: the epilogue
@@ -168,11 +237,11 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NV: usize>(
     for p in 0..lines {
         s.prefetch(out.prefetch.wrapping_add(p * super::pack::LINE));
         // SAFETY: p < kc.
-        unsafe { k_step::<S, MR, NV>(s, &mut acc, a, b, p) };
+        unsafe { step.step::<MR, NV>(s, &mut acc, a, b, p) };
     }
     for p in lines..kc {
         // SAFETY: p < kc.
-        unsafe { k_step::<S, MR, NV>(s, &mut acc, a, b, p) };
+        unsafe { step.step::<MR, NV>(s, &mut acc, a, b, p) };
     }
 
     // A full tile (the common case) takes an epilogue with constant trip
@@ -394,6 +463,21 @@ macro_rules! simd_microkernel {
                 // SAFETY: the token proves the CPU has the ISA; the rest is the caller's guarantee.
                 unsafe { tile(self.0, kc, a, b, c, ldc, rows, cols, out) }
             }
+
+            unsafe fn widen_pairs(self, dst: *mut f32, src: *const f32, pairs: usize) {
+                // SAFETY: the token proves the CPU has the ISA; the rest is the caller's guarantee.
+                unsafe { widen_pairs(self.0, dst, src, pairs) }
+            }
+        }
+
+        /// The generic widening, vectorised for this ISA.
+        ///
+        /// # Safety
+        /// As [`Microkernel::widen_pairs`](crate::gemm::kernel::Microkernel::widen_pairs); the CPU has the ISA.
+        #[target_feature(enable = $features)]
+        unsafe fn widen_pairs(_token: $token, dst: *mut f32, src: *const f32, pairs: usize) {
+            // SAFETY: the caller's guarantee.
+            unsafe { $crate::gemm::bf16::widen_pairs::<{ NV * $lanes }>(dst, src, pairs) }
         }
 
         /// # Safety

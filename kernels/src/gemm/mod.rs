@@ -8,6 +8,7 @@
 //!   one microkernel per ISA, each a tile shape plus a `#[target_feature]`
 //!   instance of the generic kernel.
 
+pub mod bf16;
 pub(crate) mod blocking;
 pub(crate) mod kernel;
 pub(crate) mod pack;
@@ -87,7 +88,9 @@ pub struct PackedMatrix {
     n: usize,
     isa: Isa,
     nr: usize,
-    // [n.div_ceil(nr)][k][nr]
+    /// Whether the words are bf16 pairs (`bf16.rs`): `[n.div_ceil(nr)][k/2][nr]`.
+    bf16: bool,
+    // [n.div_ceil(nr)][k][nr] f32, or as above
     data: AlignedBuf,
 }
 
@@ -105,6 +108,11 @@ impl PackedMatrix {
     /// The ISA whose layout this matrix is packed in.
     pub fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// Whether the weights are stored as bf16 ([`Kernels::pack_linear_bf16`]).
+    pub fn is_bf16(&self) -> bool {
+        self.bf16
     }
 
     /// Bytes held, padding included.
@@ -146,8 +154,8 @@ pub enum Threading {
     Single,
 }
 
-/// Sizes the calling thread's packing buffers (packed A, about 0.25 MiB, and
-/// the int8 GEMM's quantized A, about 1.1 MiB) now, so that its later GEMMs
+/// Sizes the calling thread's packing buffers (packed A and widened bf16 B,
+/// about 0.25 MiB each, and the int8 GEMM's quantized A, about 1.1 MiB) now, so that its later GEMMs
 /// of BERT shapes (hidden and FFN sizes up to a few thousand) never allocate.
 ///
 /// Without it each thread grows its buffers the first time it packs, and
@@ -204,6 +212,7 @@ impl Kernels {
             n,
             isa: self.isa(),
             nr,
+            bf16: false,
             data,
         }
     }
@@ -264,6 +273,7 @@ impl Kernels {
             csa: 1,
             b: b.data.as_slice().as_ptr(),
             b_depth: k,
+            b_pairs: false,
             c: c.as_mut_ptr(),
             ldc,
             alpha: 1.0,
@@ -273,6 +283,10 @@ impl Kernels {
             ld_residual,
             act,
         };
+        if b.bf16 {
+            // SAFETY: as below, with B of [n.div_ceil(NR)][k/2][NR] pair words.
+            return unsafe { bf16::run(self, problem, threading) };
+        }
         // SAFETY: the asserts above bound every access the problem describes
         // (A, packed B of [n.div_ceil(NR)][k][NR], C, bias, residual), and `c`
         // is borrowed mutably for the whole call.

@@ -47,4 +47,9 @@ impl Microkernel for PortableKernel {
         // SAFETY: the caller's guarantee.
         unsafe { kernel::tile::<Portable, MR, NV>(Portable, kc, a, b, c, ldc, rows, cols, out) }
     }
+
+    unsafe fn widen_pairs(self, dst: *mut f32, src: *const f32, pairs: usize) {
+        // SAFETY: the caller's guarantee.
+        unsafe { super::bf16::widen_pairs::<{ NV * 8 }>(dst, src, pairs) }
+    }
 }

@@ -139,8 +139,9 @@ struct RunArgs {
     /// Threads to compute on (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Precision of the encoder's linear layers: `f32` (PyTorch's results) or `int8` (8-bit
-    /// blocks of 32, faster; attention, layer norm and the head stay f32).
+    /// Precision of the encoder's linear layers: `f32` (PyTorch's results), `bf16` (bf16
+    /// weights; `vdpbf16ps` on AVX512_BF16) or `int8` (8-bit blocks of 32, fastest); attention,
+    /// layer norm and the head stay f32.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     precision: PrecisionArg,
     /// Print what was loaded (ISA, max length, activation) to stderr.
@@ -193,6 +194,7 @@ struct ModelArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum PrecisionArg {
     F32,
+    Bf16,
     Int8,
 }
 
@@ -201,6 +203,7 @@ impl From<PrecisionArg> for Precision {
         match p {
             PrecisionArg::F32 => Precision::F32,
             PrecisionArg::Int8 => Precision::Int8,
+            PrecisionArg::Bf16 => Precision::Bf16,
         }
     }
 }

@@ -7,8 +7,10 @@
 //! operations) against the int8 peak: a register-resident loop of the int8
 //! kernel's own instruction (`vpdpbusd`), measured in the same run. Where the
 //! int8 path has no SIMD instruction (portable), the f32 FMA peak stands in.
+//! With `--precision bf16`, the bf16-weight GEMM against a `vdpbf16ps` loop
+//! on AVX512_BF16, or the FMA peak where bf16 is widened to f32.
 //!
-//! Run: `crossenc bench gemm [--threads N] [--json] [--precision f32|int8]`, or
+//! Run: `crossenc bench gemm [--threads N] [--json] [--precision f32|bf16|int8]`, or
 //! `cargo bench --bench gemm` (same table). `CROSSENC_ISA` picks the kernels.
 //!
 //! matrixmultiply sizes its thread pool once per process (from
@@ -21,7 +23,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use crossenc::Precision;
-use crossenc_kernels::{peak, Epilogue, Isa, Kernels, Threading};
+use crossenc_kernels::{peak, Epilogue, Kernels, Threading};
 
 /// Rows of A (tokens in a batch): one short pair, a long pair, a batch.
 pub const M_SIZES: [usize; 3] = [64, 512, 2048];
@@ -103,11 +105,11 @@ pub fn run(
         None if cores > 1 => vec![1, cores],
         None => vec![1],
     };
-    let best = Kernels::with_isa(Isa::best()).map_err(io::Error::other)?;
     if !json {
         let path = match precision {
             Precision::F32 => String::new(),
             Precision::Int8 => format!(" (int8: {})", kernels.int8_path()),
+            Precision::Bf16 => format!(" (bf16: {})", kernels.bf16_path()),
         };
         writeln!(out, "crossenc bench gemm: {kernels}{path}")?;
     }
@@ -119,12 +121,8 @@ pub fn run(
         let reference = matrixmultiply_in_child(t);
         // Peak samples interleaved with the cells, so on a shared machine the
         // peak and the GEMMs divided by it see the same conditions.
-        let fma = peak::FmaPeak::new(best, t);
-        let int8 = match precision {
-            Precision::Int8 => peak::Int8Peak::new(kernels, t),
-            Precision::F32 => None,
-        };
-        let sample = || int8.map_or_else(|| fma.sample(), |p| p.sample());
+        let peak_loop = super::peak_loop::Peak::new(kernels, precision, t)?;
+        let sample = || peak_loop.sample();
         let mut peak_samples = vec![sample()];
         let mut cells = Vec::new();
         for m in M_SIZES {
@@ -143,18 +141,12 @@ pub fn run(
         if !json {
             writeln!(out)?;
             let samples = M_SIZES.len() * SHAPES.len() + 1;
-            match int8 {
-                Some(_) => writeln!(
-                    out,
-                    "{t} thread(s): int8 peak {peak:.1} GOP/s (median of {samples} samples of a vpdpbusd zmm loop)",
-                )?,
-                None => writeln!(
-                    out,
-                    "{t} thread(s): FMA peak {peak:.1} GFLOP/s (median of {samples} samples of a {}-lane {} FMA loop)",
-                    peak::vector_lanes(best),
-                    best.isa(),
-                )?,
-            }
+            writeln!(
+                out,
+                "{t} thread(s): {} peak {peak:.1} G(FL)OP/s (median of {samples} samples of {})",
+                peak_loop.name(),
+                peak_loop.describe(),
+            )?;
             if reference.is_none() {
                 writeln!(
                     out,
@@ -247,7 +239,12 @@ fn time_ours(kernels: Kernels, precision: Precision, m: usize, k: usize, n: usiz
             std::hint::black_box(&mut c);
         });
     }
-    let packed = kernels.pack_linear(&weight, n, k);
+    let packed = match precision {
+        Precision::Bf16 => kernels
+            .pack_linear_bf16(&weight, n, k)
+            .expect("BERT's K is even"),
+        _ => kernels.pack_linear(&weight, n, k),
+    };
     median_gflops(2.0 * (m * k * n) as f64, || {
         kernels.gemm(
             m,

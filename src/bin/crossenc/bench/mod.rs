@@ -3,4 +3,5 @@
 
 pub mod gemm;
 pub mod model;
+pub mod peak_loop;
 pub mod workloads;

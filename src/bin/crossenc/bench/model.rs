@@ -7,10 +7,10 @@
 use std::io::{self, Write};
 use std::time::Instant;
 
-use crossenc_kernels::{peak, Isa, Kernels};
+use crossenc_kernels::{peak, Kernels};
 
 use super::workloads::{self, Workload};
-use crossenc::{BertConfig, CrossEncoder, Precision, Result};
+use crossenc::{BertConfig, CrossEncoder, Result};
 
 /// One workload's result.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -86,15 +86,9 @@ pub fn run_workload(
 /// of `samples` runs of the int8 kernel's instruction loop (`vpdpbusd`) for
 /// int8 where the path has one, else of the FMA loop.
 pub fn measure_peak(model: &CrossEncoder, threads: usize, samples: usize) -> io::Result<f64> {
-    let best = Kernels::with_isa(Isa::best()).map_err(io::Error::other)?;
-    let int8 = match model.precision() {
-        Precision::Int8 => {
-            peak::Int8Peak::new(Kernels::detect().map_err(io::Error::other)?, threads)
-        }
-        Precision::F32 => None,
-    };
-    let fma = peak::FmaPeak::new(best, threads);
-    let sample = || int8.map_or_else(|| fma.sample(), |p| p.sample());
+    let kernels = Kernels::detect().map_err(io::Error::other)?;
+    let peak_loop = super::peak_loop::Peak::new(kernels, model.precision(), threads)?;
+    let sample = || peak_loop.sample();
     Ok(peak::median(
         (0..samples.max(1)).map(|_| sample()).collect(),
     ))
@@ -118,7 +112,7 @@ pub fn run(
             model.config().hidden_size,
             model.precision().name(),
             model.kernel_path(),
-            if model.precision() == Precision::Int8 { "int8" } else { "FMA" },
+            super::peak_loop::Peak::new(Kernels::detect().map_err(io::Error::other)?, model.precision(), 1)?.name(),
         )?;
         writeln!(
             out,
