@@ -1,6 +1,6 @@
 """Usage: ~/venv-crossenc/bin/python tools/compare_peers.py [--model DIR] [--crossenc PATH]
            [--workloads seed20,bulk,latency,long] [--runs N] [--threads N]
-           [--engines crossenc,crossenc-int8,st,ort,ort-int8] [--crossenc-runs K] [--pairs FILE.jsonl ...]
+           [--engines crossenc,crossenc-int8,crossenc-bf16,st,ort,ort-int8] [--crossenc-runs K] [--pairs FILE.jsonl ...]
            [--rank-pairs FILE.jsonl ...] [--rank-corpus CORPUS.json ...] [--no-check] [--onnx-cache DIR]
            [--json]
 
@@ -10,6 +10,7 @@ same cores:
                          reported `seconds` (median wall time of one pass, tokenization included;
                          process start and model load are outside it)
   crossenc int8          the same with `--precision int8` (engine name crossenc-int8)
+  crossenc bf16          the same with `--precision bf16` (engine name crossenc-bf16)
   sentence-transformers  CrossEncoder(DIR, max_length=512).predict(pairs, batch_size=32), float32,
                          torch.set_num_threads(threads)  (engine name st)
   onnxruntime            the folder's BertForSequenceClassification exported to ONNX (eager attention,
@@ -48,7 +49,7 @@ Options:
   --runs N           timed rounds per workload (default 5)
   --threads N        threads for every engine (default 2); passed to crossenc as --threads when its
                      `bench model` accepts that option
-  --engines LIST     subset of crossenc,crossenc-int8,st,ort,ort-int8 to time (default all five;
+  --engines LIST     subset of crossenc,crossenc-int8,crossenc-bf16,st,ort,ort-int8 to time (default all;
                      crossenc,st,ort gives the f32-only comparison); the workloads' pairs still come
                      from crossenc's --dump-pairs unless --pairs is given. crossenc-int8 needs a binary
                      whose `bench model` and `score` accept --precision
@@ -102,11 +103,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOADS = ["seed20", "bulk", "latency", "long"]
-ENGINES = ["crossenc", "crossenc-int8", "st", "ort", "ort-int8"]  # also the order within a round
-ENGINE_NAMES = {"crossenc": "crossenc", "crossenc-int8": "crossenc int8", "st": "sentence-transformers",
-                "ort": "onnxruntime", "ort-int8": "onnxruntime int8"}
-CROSSENC_PRECISION = {"crossenc": "f32", "crossenc-int8": "int8"}  # the crossenc engines
-INT8_ENGINES = ["crossenc-int8", "ort-int8"]  # checked against crossenc's f32 logits
+ENGINES = ["crossenc", "crossenc-int8", "crossenc-bf16", "st", "ort", "ort-int8"]  # the order in a round
+ENGINE_NAMES = {"crossenc": "crossenc", "crossenc-int8": "crossenc int8", "crossenc-bf16": "crossenc bf16",
+                "st": "sentence-transformers", "ort": "onnxruntime", "ort-int8": "onnxruntime int8"}
+CROSSENC_PRECISION = {"crossenc": "f32", "crossenc-int8": "int8", "crossenc-bf16": "bf16"}  # crossenc engines
+INT8_ENGINES = ["crossenc-int8", "crossenc-bf16", "ort-int8"]  # reduced precision, checked against crossenc f32
 TOP_K = 10
 BATCH_SIZE = 32
 MAX_LENGTH = 512
@@ -485,7 +486,7 @@ def fmt_accuracy(acc):
     if not acc:
         return []
     k = next(iter(acc.values()))["top_k"]
-    lines = [f"{'int8 vs crossenc f32':<22} {'max |diff|':>11} {'Spearman':>9} {f'top-{k} overlap':>15}"]
+    lines = [f"{'vs crossenc f32':<22} {'max |diff|':>11} {'Spearman':>9} {f'top-{k} overlap':>15}"]
     for e in INT8_ENGINES:
         a = acc.get(e)
         if a is None:
@@ -598,7 +599,7 @@ def main():
     if rankings and not crossenc.exists():
         die(f"--rank-pairs/--rank-corpus need crossenc's f32 logits, and there is no crossenc binary at "
             f"{crossenc.path}")
-    if "crossenc-int8" in engines and crossenc.exists():
+    if ("crossenc-int8" in engines or "crossenc-bf16" in engines) and crossenc.exists():
         crossenc.check_precision()
     time_crossenc = bool(ce_engines) and not args.pairs
     if args.pairs:
@@ -728,8 +729,9 @@ def main():
             res["logit_range"] = [min(logits["st"]), max(logits["st"])]
             if check_int8:
                 acc = {}
-                if "crossenc-int8" in engines:
-                    acc["crossenc-int8"] = accuracy(f32, crossenc.logits(pairs, "int8"))
+                for e in ("crossenc-int8", "crossenc-bf16"):
+                    if e in engines:
+                        acc[e] = accuracy(f32, crossenc.logits(pairs, CROSSENC_PRECISION[e]))
                 if "ort-int8" in engines:
                     acc["ort-int8"] = accuracy(f32, outputs["ort-int8"])
                 res["int8_accuracy"] = acc
@@ -741,8 +743,9 @@ def main():
             + ", ".join(int8_engines))
         f32 = crossenc.logits(rpairs)
         acc = {}
-        if "crossenc-int8" in engines:
-            acc["crossenc-int8"] = accuracy(f32, crossenc.logits(rpairs, "int8"))
+        for e in ("crossenc-int8", "crossenc-bf16"):
+            if e in engines:
+                acc[e] = accuracy(f32, crossenc.logits(rpairs, CROSSENC_PRECISION[e]))
         if "ort-int8" in engines:
             acc["ort-int8"] = accuracy(f32, ort_int8_engine.run(rpairs))
         ranks.append({"name": rname, "pairs": len(rpairs), "threads": args.threads,

@@ -190,3 +190,53 @@ impl NeonToken {
         None
     }
 }
+
+/// Proof that this CPU runs NEON with the dot-product extension (`sdot`,
+/// FEAT_DotProd, Armv8.2+). Only [`NeonDotToken::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NeonDotToken {
+    _proof: (),
+}
+
+impl NeonDotToken {
+    /// A token if this is an aarch64 CPU with NEON and `dotprod`.
+    pub fn detect() -> Option<NeonDotToken> {
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon")
+            && std::arch::is_aarch64_feature_detected!("dotprod")
+        {
+            return Some(NeonDotToken { _proof: () });
+        }
+        None
+    }
+
+    /// The NEON token its features include.
+    pub fn neon(self) -> NeonToken {
+        NeonToken { _proof: () }
+    }
+}
+
+/// Proof that this CPU runs NEON with the bf16 extension (`bfdot`,
+/// FEAT_BF16, Armv8.6+). Only [`NeonBf16Token::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NeonBf16Token {
+    _proof: (),
+}
+
+impl NeonBf16Token {
+    /// A token if this is an aarch64 CPU with NEON and `bf16`.
+    pub fn detect() -> Option<NeonBf16Token> {
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon")
+            && std::arch::is_aarch64_feature_detected!("bf16")
+        {
+            return Some(NeonBf16Token { _proof: () });
+        }
+        None
+    }
+
+    /// The NEON token its features include.
+    pub fn neon(self) -> NeonToken {
+        NeonToken { _proof: () }
+    }
+}

@@ -16,6 +16,8 @@
 //!   packed (`vcvtne2ps2bf16`, round to nearest even) and each step of the
 //!   tile is one `vdpbf16ps` per (row, vector): 32 products of bf16 pairs,
 //!   exact in f32, summed into f32 lanes.
+//! - **NEON with BF16** (`aarch64/neon_bf16.rs`): the same with `bfdot`, A
+//!   rounded by [`to_bf16`] as it is packed.
 //! - **Everywhere else**: bf16 storage, f32 compute. Each K block's slab of B
 //!   is widened to f32 panels (a shift: bf16 is the top half of an f32) in a
 //!   per-thread buffer, then the ISA's f32 microkernel runs on it with A in
@@ -88,12 +90,53 @@ pub(crate) unsafe fn widen_pairs<const NR: usize>(dst: *mut f32, src: *const f32
     }
 }
 
+/// Packs an `mc x kc`-pair block of f32 A into `MR`-row micro-panels of
+/// pair words (`[kc][MR]`, word `(p, r)` = `A[r, 2p]` low, `A[r, 2p + 1]`
+/// high, by [`to_bf16`]), zeros past `mc`: the packing of kernels without a
+/// conversion instruction of their own.
+///
+/// # Safety
+/// `csa == 2`; `a[i·rsa + j]` is readable for `i < mc`, `j < 2·kc`; `dst` has
+/// room for `mc.div_ceil(MR) · MR · kc` words.
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+pub(crate) unsafe fn pack_a_pairs<const MR: usize>(
+    dst: *mut f32,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    mc: usize,
+    kc: usize,
+) {
+    debug_assert_eq!(csa, 2, "bf16 A must be contiguous along K");
+    for i0 in (0..mc).step_by(MR) {
+        let rows = MR.min(mc - i0);
+        for p in 0..kc {
+            for r in 0..MR {
+                let word = if r < rows {
+                    // SAFETY: row i0 + r < mc, floats 2p and 2p + 1 < 2·kc.
+                    unsafe {
+                        let src = a.add((i0 + r) * rsa + 2 * p);
+                        pair(*src, *src.add(1))
+                    }
+                } else {
+                    0.0
+                };
+                // SAFETY: (i0 + p·MR + r) is inside the micro-panel at i0·kc.
+                unsafe { *dst.add(i0 * kc + p * MR + r) = word };
+            }
+        }
+    }
+}
+
 /// How the bf16 GEMM computes on these kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Bf16Backend {
     /// `vdpbf16ps` on zmm.
     #[cfg(target_arch = "x86_64")]
     Avx512Bf16(crate::isa::Avx512Bf16Token),
+    /// `bfdot` on NEON.
+    #[cfg(target_arch = "aarch64")]
+    NeonBf16(crate::isa::NeonBf16Token),
     /// bf16 storage widened to f32 for the ISA's f32 microkernel.
     Widen,
 }
@@ -111,6 +154,14 @@ impl Kernels {
                 return Bf16Backend::Avx512Bf16(token);
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if let crate::Backend::Neon(_) = self.backend {
+            static BF16: std::sync::OnceLock<Option<crate::isa::NeonBf16Token>> =
+                std::sync::OnceLock::new();
+            if let Some(token) = *BF16.get_or_init(crate::isa::NeonBf16Token::detect) {
+                return Bf16Backend::NeonBf16(token);
+            }
+        }
         Bf16Backend::Widen
     }
 
@@ -120,6 +171,8 @@ impl Kernels {
         match self.bf16_backend() {
             #[cfg(target_arch = "x86_64")]
             Bf16Backend::Avx512Bf16(_) => "avx512-bf16",
+            #[cfg(target_arch = "aarch64")]
+            Bf16Backend::NeonBf16(_) => "neon-bfdot",
             Bf16Backend::Widen => match self.isa() {
                 crate::Isa::Avx512 => "avx512-widen",
                 crate::Isa::Avx2 => "avx2-widen",
@@ -187,6 +240,16 @@ pub(crate) unsafe fn run(kernels: &Kernels, mut problem: Problem, threading: Thr
             problem.csa *= 2;
             problem.b_depth /= 2;
             let kernel = super::x86_64::avx512_bf16::Avx512Bf16Kernel(token);
+            // SAFETY: the caller's guarantee, restated in pairs.
+            unsafe { blocking::run(kernel, &problem, threading) }
+        }
+        #[cfg(target_arch = "aarch64")]
+        Bf16Backend::NeonBf16(token) => {
+            // As above.
+            problem.k /= 2;
+            problem.csa *= 2;
+            problem.b_depth /= 2;
+            let kernel = super::aarch64::neon_bf16::NeonBf16Kernel(token);
             // SAFETY: the caller's guarantee, restated in pairs.
             unsafe { blocking::run(kernel, &problem, threading) }
         }

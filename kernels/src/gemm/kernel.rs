@@ -253,16 +253,16 @@ pub(crate) unsafe fn tile_with<S: Simd, St: Step<S>, const MR: usize, const NV: 
     let plain = out.bias.is_null() && out.residual.is_null() && out.act.is_none();
     if full && plain && out.beta == 0.0 {
         // SAFETY: the caller's guarantee, for the whole tile.
-        unsafe { finish_plain::<S, MR, NV, false>(s, &acc, c, ldc, out.alpha) }
+        unsafe { finish_plain::<S, MR, NV, false>(s, acc, c, ldc, out.alpha) }
     } else if full && plain && out.beta == 1.0 {
         // SAFETY: as above; C is readable since beta != 0.
-        unsafe { finish_plain::<S, MR, NV, true>(s, &acc, c, ldc, out.alpha) }
+        unsafe { finish_plain::<S, MR, NV, true>(s, acc, c, ldc, out.alpha) }
     } else if full {
         // SAFETY: the caller's guarantee, for the whole tile.
-        unsafe { finish::<S, MR, NV, true>(s, &acc, c, ldc, rows, cols, out) }
+        unsafe { finish::<S, MR, NV, true>(s, acc, c, ldc, rows, cols, out) }
     } else {
         // SAFETY: the caller's guarantee.
-        unsafe { finish::<S, MR, NV, false>(s, &acc, c, ldc, rows, cols, out) }
+        unsafe { finish::<S, MR, NV, false>(s, acc, c, ldc, rows, cols, out) }
     }
 }
 
@@ -301,7 +301,7 @@ unsafe fn k_step<S: Simd, const MR: usize, const NV: usize>(
 #[inline(always)]
 unsafe fn finish_plain<S: Simd, const MR: usize, const NV: usize, const ACCUMULATE: bool>(
     s: S,
-    acc: &[[S::V; NV]; MR],
+    acc: [[S::V; NV]; MR],
     c: *mut f32,
     ldc: usize,
     alpha: f32,
@@ -331,7 +331,7 @@ unsafe fn finish_plain<S: Simd, const MR: usize, const NV: usize, const ACCUMULA
 #[inline(always)]
 pub(crate) unsafe fn finish<S: Simd, const MR: usize, const NV: usize, const FULL: bool>(
     s: S,
-    acc: &[[S::V; NV]; MR],
+    acc: [[S::V; NV]; MR],
     c: *mut f32,
     ldc: usize,
     rows: usize,

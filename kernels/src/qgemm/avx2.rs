@@ -86,9 +86,9 @@ unsafe fn tile_impl(token: Avx2Token, t: &Tile<'_>) {
     // SAFETY: the caller's guarantee for the tile of C and `out`.
     unsafe {
         if rows == MR && cols == NR {
-            finish::<_, MR, 1, true>(token, &acc, c, ldc, rows, cols, out)
+            finish::<_, MR, 1, true>(token, acc, c, ldc, rows, cols, out)
         } else {
-            finish::<_, MR, 1, false>(token, &acc, c, ldc, rows, cols, out)
+            finish::<_, MR, 1, false>(token, acc, c, ldc, rows, cols, out)
         }
     }
 }

@@ -28,11 +28,15 @@
 //!   `-128 · Σ qw` (precomputed per column and block), which makes it exact.
 //! - AVX2 (`avx2.rs`): `vpmaddubsw` + `vpmaddwd` with the sign trick, exact
 //!   for operands in [-127, 127].
+//! - NEON (`neon.rs`): `sdot` where the CPU has FEAT_DotProd, else `smull`
+//!   and pairwise widening adds; both exact.
 //! - portable (`portable.rs`): plain Rust, the reference every SIMD path must
-//!   match bit for bit, and the path of NEON for now (no `sdot` kernel yet).
+//!   match bit for bit.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
@@ -61,6 +65,12 @@ pub(crate) enum QBackend {
     /// AVX2 (`vpmaddubsw` + `vpmaddwd` on ymm).
     #[cfg(target_arch = "x86_64")]
     Avx2(crate::isa::Avx2Token),
+    /// NEON with `sdot`.
+    #[cfg(target_arch = "aarch64")]
+    NeonDot(crate::isa::NeonDotToken),
+    /// NEON without `sdot`.
+    #[cfg(target_arch = "aarch64")]
+    Neon(crate::isa::NeonToken),
     /// Plain Rust.
     Portable,
 }
@@ -73,6 +83,8 @@ impl QBackend {
             QBackend::Vnni(_) => vnni::NR,
             #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => avx2::NR,
+            #[cfg(target_arch = "aarch64")]
+            QBackend::NeonDot(_) | QBackend::Neon(_) => neon::NR,
             QBackend::Portable => portable::NR,
         }
     }
@@ -84,6 +96,8 @@ impl QBackend {
             QBackend::Vnni(_) => vnni::MR,
             #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => avx2::MR,
+            #[cfg(target_arch = "aarch64")]
+            QBackend::NeonDot(_) | QBackend::Neon(_) => neon::MR,
             QBackend::Portable => portable::MR,
         }
     }
@@ -93,9 +107,8 @@ impl QBackend {
         match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => true,
-            #[cfg(target_arch = "x86_64")]
-            QBackend::Avx2(_) => false,
-            QBackend::Portable => false,
+            #[allow(unreachable_patterns)] // which kernels exist depends on the target
+            _ => false,
         }
     }
 
@@ -106,6 +119,10 @@ impl QBackend {
             QBackend::Vnni(_) => "avx512-vnni",
             #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => "avx2",
+            #[cfg(target_arch = "aarch64")]
+            QBackend::NeonDot(_) => "neon-sdot",
+            #[cfg(target_arch = "aarch64")]
+            QBackend::Neon(_) => "neon",
             QBackend::Portable => "portable",
         }
     }
@@ -223,8 +240,9 @@ const MIN_MACS_PER_TASK: usize = 1 << 21;
 
 impl Kernels {
     /// The int8 kernel these kernels use: AVX-512 VNNI where the ISA is
-    /// AVX-512 and the CPU has VNNI, AVX2 on the other x86 paths, else the
-    /// portable one. (The CPU is asked once per process.)
+    /// AVX-512 and the CPU has VNNI, AVX2 on the other x86 paths, NEON (with
+    /// `sdot` where the CPU has it) on aarch64, else the portable one. (The
+    /// CPU is asked once per process.)
     pub(crate) fn qbackend(&self) -> QBackend {
         match self.backend {
             #[cfg(target_arch = "x86_64")]
@@ -238,6 +256,15 @@ impl Kernels {
             }
             #[cfg(target_arch = "x86_64")]
             crate::Backend::Avx2(token) => QBackend::Avx2(token),
+            #[cfg(target_arch = "aarch64")]
+            crate::Backend::Neon(token) => {
+                static DOT: std::sync::OnceLock<Option<crate::isa::NeonDotToken>> =
+                    std::sync::OnceLock::new();
+                match *DOT.get_or_init(crate::isa::NeonDotToken::detect) {
+                    Some(dot) => QBackend::NeonDot(dot),
+                    None => QBackend::Neon(token),
+                }
+            }
             #[allow(unreachable_patterns)] // which ISAs reach here depends on the target
             _ => QBackend::Portable,
         }
@@ -388,6 +415,10 @@ impl Kernels {
                                 QBackend::Vnni(token) => vnni::tile(token, &tile),
                                 #[cfg(target_arch = "x86_64")]
                                 QBackend::Avx2(token) => avx2::tile(token, &tile),
+                                #[cfg(target_arch = "aarch64")]
+                                QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
+                                #[cfg(target_arch = "aarch64")]
+                                QBackend::Neon(token) => neon::tile(token, &tile),
                                 QBackend::Portable => portable::tile(&tile),
                             }
                         }

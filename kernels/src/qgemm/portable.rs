@@ -50,5 +50,5 @@ pub(super) unsafe fn tile(t: &Tile<'_>) {
         }
     }
     // SAFETY: the caller's guarantee.
-    unsafe { finish::<Portable, MR, { NR / 8 }, false>(Portable, &acc, c, ldc, rows, cols, out) }
+    unsafe { finish::<Portable, MR, { NR / 8 }, false>(Portable, acc, c, ldc, rows, cols, out) }
 }

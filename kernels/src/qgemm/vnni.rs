@@ -98,9 +98,9 @@ unsafe fn tile_impl(token: Avx512VnniToken, t: &Tile<'_>) {
     // SAFETY: the caller's guarantee for the tile of C and `out`.
     unsafe {
         if rows == MR && cols == NR {
-            finish::<_, MR, 2, true>(s, &acc, c, ldc, rows, cols, out)
+            finish::<_, MR, 2, true>(s, acc, c, ldc, rows, cols, out)
         } else {
-            finish::<_, MR, 2, false>(s, &acc, c, ldc, rows, cols, out)
+            finish::<_, MR, 2, false>(s, acc, c, ldc, rows, cols, out)
         }
     }
 }

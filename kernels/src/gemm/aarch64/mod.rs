@@ -1,3 +1,4 @@
 //! aarch64 microkernels.
 
 pub(crate) mod neon;
+pub(crate) mod neon_bf16;
