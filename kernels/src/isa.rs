@@ -156,6 +156,54 @@ impl Avx512Bf16Token {
     }
 }
 
+/// Proof that this CPU runs AVX-VNNI (`vpdpbusd` on ymm, VEX-encoded: Alder
+/// Lake and later, Zen 5) with AVX2 and FMA. Only [`AvxVnniToken::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AvxVnniToken {
+    _proof: (),
+}
+
+impl AvxVnniToken {
+    /// A token if this CPU supports AVX-VNNI, AVX2 and FMA.
+    pub fn detect() -> Option<AvxVnniToken> {
+        #[cfg(target_arch = "x86_64")]
+        if Avx2Token::detect().is_some() && std::arch::is_x86_feature_detected!("avxvnni") {
+            return Some(AvxVnniToken { _proof: () });
+        }
+        None
+    }
+
+    /// The AVX2 + FMA token its features include.
+    pub fn avx2(self) -> Avx2Token {
+        Avx2Token { _proof: () }
+    }
+}
+
+/// Proof that this CPU runs AVX-512 VNNI on ymm registers (AVX-512VL,
+/// EVEX-encoded `vpdpbusd`), with AVX2 and FMA: the same operation as
+/// AVX-VNNI, so the ymm int8 kernel runs on AVX-512 CPUs too. Only
+/// [`Avx512VlVnniToken::detect`] makes one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Avx512VlVnniToken {
+    _proof: (),
+}
+
+impl Avx512VlVnniToken {
+    /// A token if this CPU supports AVX-512F, VL and VNNI.
+    pub fn detect() -> Option<Avx512VlVnniToken> {
+        #[cfg(target_arch = "x86_64")]
+        if Avx512VnniToken::detect().is_some() && std::arch::is_x86_feature_detected!("avx512vl") {
+            return Some(Avx512VlVnniToken { _proof: () });
+        }
+        None
+    }
+
+    /// The AVX2 + FMA token its features include.
+    pub fn avx2(self) -> Avx2Token {
+        Avx2Token { _proof: () }
+    }
+}
+
 /// Proof that this CPU runs AVX2 and FMA. Only [`Avx2Token::detect`] makes one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Avx2Token {

@@ -94,6 +94,8 @@ use isa::{Avx2Token, Avx512Token};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kernels {
     backend: Backend,
+    /// The int8 kernel, when not the ISA's default ([`Kernels::int8_variants`]).
+    int8: Option<qgemm::QBackend>,
 }
 
 /// The ISA of a [`Kernels`], with the token that proves the CPU has it.
@@ -130,17 +132,43 @@ impl std::fmt::Display for IsaError {
 impl std::error::Error for IsaError {}
 
 impl Kernels {
-    /// The best kernels this CPU can run, unless `CROSSENC_ISA` names one.
+    /// The best kernels this CPU can run, unless `CROSSENC_ISA` names one;
+    /// `CROSSENC_INT8` may name the int8 kernel among
+    /// [`Kernels::int8_variants`] (`avx512-vnni`, `avx512-vnni-ymm`,
+    /// `avx-vnni`, `avx2`, `neon-sdot`, `neon`, `portable`).
     ///
     /// Fails only when `CROSSENC_ISA` names an unknown ISA or one this CPU
-    /// (or this build) lacks.
+    /// (or this build) lacks, or `CROSSENC_INT8` a kernel it cannot run.
     pub fn detect() -> Result<Kernels, IsaError> {
-        match std::env::var("CROSSENC_ISA") {
+        let kernels = match std::env::var("CROSSENC_ISA") {
             Ok(name) if !name.trim().is_empty() => {
                 let isa: Isa = name.trim().parse()?;
-                Kernels::with_isa(isa)
+                Kernels::with_isa(isa)?
             }
-            _ => Kernels::with_isa(Isa::best()),
+            _ => Kernels::with_isa(Isa::best())?,
+        };
+        match std::env::var("CROSSENC_INT8") {
+            Ok(name) if !name.trim().is_empty() => {
+                let name = name.trim();
+                let variants = kernels.int8_variants();
+                variants
+                    .iter()
+                    .find(|k| k.int8_path().eq_ignore_ascii_case(name))
+                    .copied()
+                    .ok_or_else(|| IsaError {
+                        requested: format!("CROSSENC_INT8={name}"),
+                        reason: format!(
+                            "this CPU runs these int8 kernels with {}: {}",
+                            kernels.isa(),
+                            variants
+                                .iter()
+                                .map(|k| k.int8_path())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
+            }
+            _ => Ok(kernels),
         }
     }
 
@@ -158,7 +186,10 @@ impl Kernels {
             _ => None,
         };
         backend
-            .map(|backend| Kernels { backend })
+            .map(|backend| Kernels {
+                backend,
+                int8: None,
+            })
             .ok_or_else(|| IsaError {
                 requested: isa.name().to_string(),
                 reason: "this CPU or build does not support it".to_string(),
@@ -169,6 +200,7 @@ impl Kernels {
     pub fn portable() -> Kernels {
         Kernels {
             backend: Backend::Portable,
+            int8: None,
         }
     }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{every_isa, filled};
+use common::{every_int8_path, filled};
 use crossenc_kernels::{reference, Activation, Epilogue, Kernels, Threading};
 
 const SIZES: [(usize, usize, usize); 12] = [
@@ -24,7 +24,7 @@ const SIZES: [(usize, usize, usize); 12] = [
 
 #[test]
 fn every_int8_path_matches_the_definition_bit_for_bit() {
-    for kernels in every_isa() {
+    for kernels in every_int8_path() {
         let path = kernels.int8_path();
         for (m, k, n) in SIZES {
             let x = filled(m * k, 1 + m as u32);
@@ -63,7 +63,7 @@ fn every_int8_path_matches_the_definition_bit_for_bit() {
 
 #[test]
 fn int8_threads_give_the_same_bits() {
-    for kernels in every_isa() {
+    for kernels in every_int8_path() {
         let (m, k, n) = (300, 384, 1152);
         let x = filled(m * k, 5);
         let w = filled(n * k, 6);
@@ -90,7 +90,7 @@ fn int8_threads_give_the_same_bits() {
 
 #[test]
 fn int8_epilogues_match_f32_math_on_the_int8_product() {
-    for kernels in every_isa() {
+    for kernels in every_int8_path() {
         let (m, k, n) = (19, 100, 45);
         let x = filled(m * k, 7);
         let w = filled(n * k, 8);

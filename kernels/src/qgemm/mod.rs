@@ -26,6 +26,8 @@
 //! - AVX-512 VNNI (`vnni.rs`): `vpdpbusd` multiplies unsigned by signed
 //!   bytes, so A is stored as `qa + 128` and each block's sum starts from
 //!   `-128 · Σ qw` (precomputed per column and block), which makes it exact.
+//! - AVX-VNNI (`vnni_ymm.rs`): the same on ymm, VEX-encoded where the CPU
+//!   has AVX-VNNI, EVEX-encoded (AVX-512 VNNI + VL) otherwise.
 //! - AVX2 (`avx2.rs`): `vpmaddubsw` + `vpmaddwd` with the sign trick, exact
 //!   for operands in [-127, 127].
 //! - NEON (`neon.rs`): `sdot` where the CPU has FEAT_DotProd, else `smull`
@@ -40,6 +42,8 @@ mod neon;
 mod portable;
 #[cfg(target_arch = "x86_64")]
 mod vnni;
+#[cfg(target_arch = "x86_64")]
+mod vnni_ymm;
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -62,6 +66,12 @@ pub(crate) enum QBackend {
     /// AVX-512 with VNNI (`vpdpbusd` on zmm).
     #[cfg(target_arch = "x86_64")]
     Vnni(crate::isa::Avx512VnniToken),
+    /// AVX-VNNI (`vpdpbusd` on ymm, VEX).
+    #[cfg(target_arch = "x86_64")]
+    AvxVnni(crate::isa::AvxVnniToken),
+    /// AVX-512 VNNI on ymm (`vpdpbusd` on ymm, EVEX): the AVX-VNNI kernel.
+    #[cfg(target_arch = "x86_64")]
+    VnniYmm(crate::isa::Avx512VlVnniToken),
     /// AVX2 (`vpmaddubsw` + `vpmaddwd` on ymm).
     #[cfg(target_arch = "x86_64")]
     Avx2(crate::isa::Avx2Token),
@@ -82,6 +92,8 @@ impl QBackend {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => vnni::NR,
             #[cfg(target_arch = "x86_64")]
+            QBackend::AvxVnni(_) | QBackend::VnniYmm(_) => vnni_ymm::NR,
+            #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => avx2::NR,
             #[cfg(target_arch = "aarch64")]
             QBackend::NeonDot(_) | QBackend::Neon(_) => neon::NR,
@@ -95,6 +107,8 @@ impl QBackend {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => vnni::MR,
             #[cfg(target_arch = "x86_64")]
+            QBackend::AvxVnni(_) | QBackend::VnniYmm(_) => vnni_ymm::MR,
+            #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => avx2::MR,
             #[cfg(target_arch = "aarch64")]
             QBackend::NeonDot(_) | QBackend::Neon(_) => neon::MR,
@@ -106,7 +120,7 @@ impl QBackend {
     pub(crate) fn unsigned_a(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            QBackend::Vnni(_) => true,
+            QBackend::Vnni(_) | QBackend::AvxVnni(_) | QBackend::VnniYmm(_) => true,
             #[allow(unreachable_patterns)] // which kernels exist depends on the target
             _ => false,
         }
@@ -117,6 +131,10 @@ impl QBackend {
         match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Vnni(_) => "avx512-vnni",
+            #[cfg(target_arch = "x86_64")]
+            QBackend::AvxVnni(_) => "avx-vnni",
+            #[cfg(target_arch = "x86_64")]
+            QBackend::VnniYmm(_) => "avx512-vnni-ymm",
             #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => "avx2",
             #[cfg(target_arch = "aarch64")]
@@ -244,6 +262,9 @@ impl Kernels {
     /// `sdot` where the CPU has it) on aarch64, else the portable one. (The
     /// CPU is asked once per process.)
     pub(crate) fn qbackend(&self) -> QBackend {
+        if let Some(forced) = self.int8 {
+            return forced;
+        }
         match self.backend {
             #[cfg(target_arch = "x86_64")]
             crate::Backend::Avx512(token) => {
@@ -255,7 +276,14 @@ impl Kernels {
                 }
             }
             #[cfg(target_arch = "x86_64")]
-            crate::Backend::Avx2(token) => QBackend::Avx2(token),
+            crate::Backend::Avx2(token) => {
+                static AVX_VNNI: std::sync::OnceLock<Option<crate::isa::AvxVnniToken>> =
+                    std::sync::OnceLock::new();
+                match *AVX_VNNI.get_or_init(crate::isa::AvxVnniToken::detect) {
+                    Some(vnni) => QBackend::AvxVnni(vnni),
+                    None => QBackend::Avx2(token),
+                }
+            }
             #[cfg(target_arch = "aarch64")]
             crate::Backend::Neon(token) => {
                 static DOT: std::sync::OnceLock<Option<crate::isa::NeonDotToken>> =
@@ -270,9 +298,41 @@ impl Kernels {
         }
     }
 
-    /// The name of the int8 kernel in use (`avx512-vnni`, `portable`).
+    /// The name of the int8 kernel in use (`avx512-vnni`, `avx-vnni`,
+    /// `avx2`, `neon-sdot`, `portable`, ...).
     pub fn int8_path(&self) -> &'static str {
         self.qbackend().name()
+    }
+
+    /// These kernels with each int8 kernel this CPU can run beside this ISA's
+    /// f32 ones, the default first: for tests and benchmarks that must
+    /// exercise every int8 path the host has (e.g. AVX-512 VNNI on zmm, on
+    /// ymm, and AVX2's `vpmaddubsw` on an AVX-512 VNNI CPU).
+    pub fn int8_variants(&self) -> Vec<Kernels> {
+        let default = self.qbackend();
+        let mut paths = vec![default];
+        #[cfg(target_arch = "x86_64")]
+        if let Some(token) = crate::isa::Avx2Token::detect() {
+            if !matches!(self.backend, crate::Backend::Portable) {
+                paths.extend(crate::isa::AvxVnniToken::detect().map(QBackend::AvxVnni));
+                paths.extend(crate::isa::Avx512VlVnniToken::detect().map(QBackend::VnniYmm));
+                paths.push(QBackend::Avx2(token));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if let crate::Backend::Neon(token) = self.backend {
+            paths.push(QBackend::Neon(token));
+        }
+        let mut kernels: Vec<Kernels> = Vec::new();
+        for path in paths {
+            if !kernels.iter().any(|k| k.qbackend() == path) {
+                kernels.push(Kernels {
+                    int8: Some(path),
+                    ..*self
+                });
+            }
+        }
+        kernels
     }
 
     /// Quantizes a PyTorch `nn.Linear` weight (`[out, input]`, row-major) as
@@ -414,6 +474,10 @@ impl Kernels {
                                 #[cfg(target_arch = "x86_64")]
                                 QBackend::Vnni(token) => vnni::tile(token, &tile),
                                 #[cfg(target_arch = "x86_64")]
+                                QBackend::AvxVnni(token) => vnni_ymm::tile_vex(token, &tile),
+                                #[cfg(target_arch = "x86_64")]
+                                QBackend::VnniYmm(token) => vnni_ymm::tile_evex(token, &tile),
+                                #[cfg(target_arch = "x86_64")]
                                 QBackend::Avx2(token) => avx2::tile(token, &tile),
                                 #[cfg(target_arch = "aarch64")]
                                 QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
@@ -512,6 +576,15 @@ fn quantize_rows(
         match backend {
             QBackend::Vnni(token) => return vnni::quantize_row(token, row, row_bytes, row_scales),
             QBackend::Avx2(token) => return avx2::quantize_row(token, row, row_bytes, row_scales),
+            QBackend::AvxVnni(vnni) => {
+                // Signed bytes, then + 128 (a flip of the top bit).
+                avx2::quantize_row(vnni.avx2(), row, row_bytes, row_scales);
+                return row_bytes.iter_mut().for_each(|b| *b ^= 0x80);
+            }
+            QBackend::VnniYmm(vnni) => {
+                avx2::quantize_row(vnni.avx2(), row, row_bytes, row_scales);
+                return row_bytes.iter_mut().for_each(|b| *b ^= 0x80);
+            }
             QBackend::Portable => {}
         }
         let mut block = [0.0f32; QBLOCK];
