@@ -35,25 +35,22 @@
 //! already parallel. Bias, activation and residual are applied to the tile
 //! in registers, after its last K block.
 //!
-//! # Room for reduced precision
+//! # Reduced precision
 //!
-//! The loop nest is generic over the microkernel trait, which owns both the
-//! tile shape (`MR`, `NR`) and the packing of A; B is packed once per ISA and
-//! tagged with it. A bf16 or int8 path slots in as:
-//!
-//! * **bf16 (`vdpbf16ps`, AVX512-BF16)**: the instruction multiplies *pairs*
-//!   of bf16 along K into f32 lanes, so B panels become `[k/2][NR][2]` bf16
-//!   (K padded to even) and A micro-panels `[k/2][MR][2]` (each broadcast is
-//!   one 32-bit pair). A new microkernel implements the trait with that
-//!   packing and accumulates in f32, so the epilogue and the blocking (KC
-//!   doubles, as an element is half the bytes) are unchanged.
-//! * **int8 (`vpdpbusd`, AVX512-VNNI / AVX-VNNI)**: quads along K: B as
-//!   `[k/4][NR][4]` i8 with a per-column scale, A quantised per row to u8
-//!   `[k/4][MR][4]`; the kernel accumulates i32 and its epilogue converts to
-//!   f32 with the scales before the same bias/activation/residual code.
-//!
-//! `PackedMatrix` would then carry its element format next to its ISA, and
-//! `Kernels::gemm` would assert the pair matches, as it does for the ISA now.
+//! * **bf16** ([`gemm::bf16`]): [`Kernels::pack_linear_bf16`] stores a
+//!   weight as pairs of bf16 along K, one 32-bit word per pair, in the f32
+//!   panel layout; [`Kernels::gemm`] takes it like an f32 one. The loop nest
+//!   is the f32 one (it counts K in pairs), and the microkernel is the f32
+//!   tile with another k step (`gemm/kernel.rs`'s `Step`): `vdpbf16ps` on
+//!   AVX512_BF16, `bfdot` on NEON with BF16, A rounded to bf16 as it is
+//!   packed. Elsewhere each B micro-panel is widened to f32 as the nest
+//!   reaches it and the f32 microkernel runs (bf16 storage, f32 compute).
+//! * **int8** ([`qgemm`]): blocks of 32 along K for weights and activations
+//!   (llama.cpp's Q8_0 scheme), with its own tiles: `vpdpbusd` on zmm
+//!   (AVX-512 VNNI) or ymm (AVX-VNNI, or AVX-512 VNNI + VL), AVX2's
+//!   `vpmaddubsw`, NEON's `sdot` or `smull`, and portable Rust; every one
+//!   gives the same bits. [`Kernels::int8_variants`] and `CROSSENC_INT8`
+//!   reach each one the host runs.
 //!
 //! # Example
 //!

@@ -247,6 +247,10 @@ impl QuantizedRows {
     }
 }
 
+/// Bytes of quantized A per row block: a quarter of a 512 KiB L2, leaving
+/// room for the B panel, C's tiles and the other thread's traffic.
+const A_BLOCK_BYTES: usize = 128 << 10;
+
 /// Rows per parallel quantization task.
 const QUANTIZE_ROWS_PER_TASK: usize = 16;
 
@@ -449,41 +453,48 @@ impl Kernels {
                     kp,
                     kb,
                 };
-                for p in cols {
-                    for r0 in (0..rows.len()).step_by(mr) {
-                        let i = rows.start + r0;
-                        let tile_rows = mr.min(rows.len() - r0);
-                        let cols = b.nr.min(n - p * b.nr);
-                        let out = out.offset(i, p * b.nr);
-                        let tile = Tile {
-                            a: &rows_q,
-                            r0,
-                            rows: tile_rows,
-                            b,
-                            p,
-                            c: c_ptr.get().wrapping_add(i * ldc + p * b.nr),
-                            ldc,
-                            cols,
-                            out: &out,
-                        };
-                        // SAFETY: rows i..i + tile_rows and columns
-                        // p·nr..p·nr + cols lie inside C (asserted above);
-                        // each (row, panel) tile is written by one task only.
-                        unsafe {
-                            match backend {
-                                #[cfg(target_arch = "x86_64")]
-                                QBackend::Vnni(token) => vnni::tile(token, &tile),
-                                #[cfg(target_arch = "x86_64")]
-                                QBackend::AvxVnni(token) => vnni_ymm::tile_vex(token, &tile),
-                                #[cfg(target_arch = "x86_64")]
-                                QBackend::VnniYmm(token) => vnni_ymm::tile_evex(token, &tile),
-                                #[cfg(target_arch = "x86_64")]
-                                QBackend::Avx2(token) => avx2::tile(token, &tile),
-                                #[cfg(target_arch = "aarch64")]
-                                QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
-                                #[cfg(target_arch = "aarch64")]
-                                QBackend::Neon(token) => neon::tile(token, &tile),
-                                QBackend::Portable => portable::tile(&tile),
+                // Row blocks whose quantized A stays in L2 while every panel
+                // of the task's columns passes over it (BLIS's MC): without
+                // them each 32-column panel streamed all of A from L3, and
+                // two threads at M = 2048 ran at half the one-thread rate.
+                let block = (A_BLOCK_BYTES / kp).max(mr) / mr * mr;
+                for rb in (0..rows.len()).step_by(block) {
+                    for p in cols.clone() {
+                        for r0 in (rb..rows.len().min(rb + block)).step_by(mr) {
+                            let i = rows.start + r0;
+                            let tile_rows = mr.min(rows.len() - r0);
+                            let cols = b.nr.min(n - p * b.nr);
+                            let out = out.offset(i, p * b.nr);
+                            let tile = Tile {
+                                a: &rows_q,
+                                r0,
+                                rows: tile_rows,
+                                b,
+                                p,
+                                c: c_ptr.get().wrapping_add(i * ldc + p * b.nr),
+                                ldc,
+                                cols,
+                                out: &out,
+                            };
+                            // SAFETY: rows i..i + tile_rows and columns
+                            // p·nr..p·nr + cols lie inside C (asserted above);
+                            // each (row, panel) tile is written by one task only.
+                            unsafe {
+                                match backend {
+                                    #[cfg(target_arch = "x86_64")]
+                                    QBackend::Vnni(token) => vnni::tile(token, &tile),
+                                    #[cfg(target_arch = "x86_64")]
+                                    QBackend::AvxVnni(token) => vnni_ymm::tile_vex(token, &tile),
+                                    #[cfg(target_arch = "x86_64")]
+                                    QBackend::VnniYmm(token) => vnni_ymm::tile_evex(token, &tile),
+                                    #[cfg(target_arch = "x86_64")]
+                                    QBackend::Avx2(token) => avx2::tile(token, &tile),
+                                    #[cfg(target_arch = "aarch64")]
+                                    QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
+                                    #[cfg(target_arch = "aarch64")]
+                                    QBackend::Neon(token) => neon::tile(token, &tile),
+                                    QBackend::Portable => portable::tile(&tile),
+                                }
                             }
                         }
                     }
