@@ -57,13 +57,6 @@ pub(crate) fn pair(lo: f32, hi: f32) -> f32 {
     f32::from_bits(to_bf16(lo) as u32 | (to_bf16(hi) as u32) << 16)
 }
 
-/// The two values of a [`pair`] word, widened to f32: `(low, high)`.
-#[inline(always)]
-pub(crate) fn unpair(word: f32) -> (f32, f32) {
-    let w = word.to_bits();
-    (f32::from_bits(w << 16), f32::from_bits(w & 0xFFFF_0000))
-}
-
 /// Widens `pairs` rows of `NR` pair words at `src` into `2 · pairs` rows of
 /// `NR` floats at `dst`: row `2q` from the low halves, `2q + 1` the high.
 /// (`NR` a constant, so each row is a few whole vectors.)
@@ -82,11 +75,10 @@ pub(crate) unsafe fn widen_pairs<const NR: usize>(dst: *mut f32, src: *const f32
                 &mut *dst.add((2 * q + 1) * NR).cast::<[f32; NR]>(),
             )
         };
-        for j in 0..NR {
-            let (lo, hi) = unpair(words[j]);
-            even[j] = lo;
-            odd[j] = hi;
-        }
+        // Whole rows in and out, so the shifts and masks become vector ops.
+        let words: [u32; NR] = words.map(f32::to_bits);
+        *even = words.map(|w| f32::from_bits(w << 16));
+        *odd = words.map(|w| f32::from_bits(w & 0xFFFF_0000));
     }
 }
 
@@ -279,7 +271,10 @@ mod tests {
         assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
         assert_eq!(from_bf16(to_bf16(f32::INFINITY)), f32::INFINITY);
         assert_eq!(from_bf16(to_bf16(-2.5)), -2.5);
-        let (lo, hi) = unpair(pair(0.5, -3.0));
-        assert_eq!((lo, hi), (0.5, -3.0));
+        let w = pair(0.5, -3.0).to_bits();
+        assert_eq!(
+            (from_bf16(w as u16), from_bf16((w >> 16) as u16)),
+            (0.5, -3.0)
+        );
     }
 }

@@ -123,7 +123,8 @@ pub(crate) unsafe fn run<K: Microkernel>(kernel: K, problem: &Problem, threading
     // thread's worth of work) and for threads N left idle, as far as M is
     // tall enough.
     let tn = max_tasks.min(n_panels / MIN_PANELS_PER_TASK).max(1);
-    let row_tasks = if max_tasks > 1 {
+    // Each row task widens its bf16 panels again: one per column share there.
+    let row_tasks = if max_tasks > 1 && !problem.b_pairs {
         ROW_TASKS_PER_THREAD
     } else {
         1
