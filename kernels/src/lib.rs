@@ -93,6 +93,8 @@ pub struct Kernels {
     backend: Backend,
     /// The int8 kernel, when not the ISA's default ([`Kernels::int8_variants`]).
     int8: Option<qgemm::QBackend>,
+    /// The bf16 path, when not the ISA's default ([`Kernels::bf16_variants`]).
+    bf16: Option<gemm::bf16::Bf16Backend>,
 }
 
 /// The ISA of a [`Kernels`], with the token that proves the CPU has it.
@@ -132,7 +134,9 @@ impl Kernels {
     /// The best kernels this CPU can run, unless `CROSSENC_ISA` names one;
     /// `CROSSENC_INT8` may name the int8 kernel among
     /// [`Kernels::int8_variants`] (`avx512-vnni`, `avx512-vnni-ymm`,
-    /// `avx-vnni`, `avx2`, `neon-sdot`, `neon`, `portable`).
+    /// `avx-vnni`, `avx2`, `neon-sdot`, `neon`, `portable`), and
+    /// `CROSSENC_BF16` the bf16 path among [`Kernels::bf16_variants`]
+    /// (`avx512-bf16`, `neon-bfdot`, `<isa>-widen`).
     ///
     /// Fails only when `CROSSENC_ISA` names an unknown ISA or one this CPU
     /// (or this build) lacks, or `CROSSENC_INT8` a kernel it cannot run.
@@ -143,6 +147,29 @@ impl Kernels {
                 Kernels::with_isa(isa)?
             }
             _ => Kernels::with_isa(Isa::best())?,
+        };
+        let kernels = match std::env::var("CROSSENC_BF16") {
+            Ok(name) if !name.trim().is_empty() => {
+                let name = name.trim();
+                let variants = kernels.bf16_variants();
+                variants
+                    .iter()
+                    .find(|k| k.bf16_path().eq_ignore_ascii_case(name))
+                    .copied()
+                    .ok_or_else(|| IsaError {
+                        requested: format!("CROSSENC_BF16={name}"),
+                        reason: format!(
+                            "this CPU runs these bf16 paths with {}: {}",
+                            kernels.isa(),
+                            variants
+                                .iter()
+                                .map(|k| k.bf16_path())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })?
+            }
+            _ => kernels,
         };
         match std::env::var("CROSSENC_INT8") {
             Ok(name) if !name.trim().is_empty() => {
@@ -186,6 +213,7 @@ impl Kernels {
             .map(|backend| Kernels {
                 backend,
                 int8: None,
+                bf16: None,
             })
             .ok_or_else(|| IsaError {
                 requested: isa.name().to_string(),
@@ -198,6 +226,7 @@ impl Kernels {
         Kernels {
             backend: Backend::Portable,
             int8: None,
+            bf16: None,
         }
     }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{every_isa, filled, U};
+use common::{every_bf16_path, filled, U};
 use crossenc_kernels::{reference, Activation, Epilogue, Kernels, Threading};
 
 /// (m, k, n), k even: 1, a pair, MR±1, NR±1, a KC block ± a pair, BERT shapes.
@@ -39,7 +39,7 @@ fn tolerance(k: usize, abs_sum: f32) -> f64 {
 
 #[test]
 fn every_bf16_path_matches_the_reference() {
-    for kernels in every_isa() {
+    for kernels in every_bf16_path() {
         let path = kernels.bf16_path();
         for (m, k, n) in SIZES {
             let x = filled(m * k, 1 + m as u32);
@@ -81,7 +81,7 @@ fn every_bf16_path_matches_the_reference() {
 
 #[test]
 fn bf16_rows_do_not_depend_on_threads_or_the_rest_of_the_batch() {
-    for kernels in every_isa() {
+    for kernels in every_bf16_path() {
         let (m, k, n) = (300, 384, 1152);
         let x = filled(m * k, 5);
         let w = filled(n * k, 6);
@@ -127,7 +127,7 @@ fn bf16_rows_do_not_depend_on_threads_or_the_rest_of_the_batch() {
 
 #[test]
 fn bf16_epilogues_apply_to_the_bf16_product() {
-    for kernels in every_isa() {
+    for kernels in every_bf16_path() {
         let (m, k, n) = (19, 100, 45);
         let x = filled(m * k, 7);
         let w = filled(n * k, 8);
@@ -172,7 +172,7 @@ fn bf16_epilogues_apply_to_the_bf16_product() {
 
 #[test]
 fn bf16_halves_the_weight_and_refuses_an_odd_depth() {
-    for kernels in every_isa() {
+    for kernels in every_bf16_path() {
         let (k, n) = (384, 1536);
         let w = filled(n * k, 11);
         let f32_bytes = kernels.pack_linear(&w, n, k).size_bytes();

@@ -138,6 +138,9 @@ impl Kernels {
     /// AVX512_BF16, else f32 compute on bf16 storage. (The CPU is asked once
     /// per process.)
     pub(crate) fn bf16_backend(&self) -> Bf16Backend {
+        if let Some(forced) = self.bf16 {
+            return forced;
+        }
         #[cfg(target_arch = "x86_64")]
         if let crate::Backend::Avx512(_) = self.backend {
             static BF16: std::sync::OnceLock<Option<crate::isa::Avx512Bf16Token>> =
@@ -155,6 +158,21 @@ impl Kernels {
             }
         }
         Bf16Backend::Widen
+    }
+
+    /// These kernels with each bf16 path this CPU can run with this ISA, the
+    /// default first (the dot-product instruction where there is one, then
+    /// the widening to f32): for tests and benchmarks that must exercise
+    /// every path the host has.
+    pub fn bf16_variants(&self) -> Vec<Kernels> {
+        let mut kernels = vec![*self];
+        if self.bf16_backend() != Bf16Backend::Widen {
+            kernels.push(Kernels {
+                bf16: Some(Bf16Backend::Widen),
+                ..*self
+            });
+        }
+        kernels
     }
 
     /// The name of the bf16 path in use: `avx512-bf16`, or `<isa>-widen`

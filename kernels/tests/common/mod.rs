@@ -48,3 +48,13 @@ pub fn every_int8_path() -> Vec<Kernels> {
     }
     all
 }
+
+/// Every bf16 path this host runs, beside each ISA's f32 kernels
+/// (`Kernels::bf16_variants`): e.g. `vdpbf16ps` and the AVX-512 widening on
+/// an AVX512_BF16 CPU.
+pub fn every_bf16_path() -> Vec<Kernels> {
+    every_isa()
+        .iter()
+        .flat_map(Kernels::bf16_variants)
+        .collect()
+}
