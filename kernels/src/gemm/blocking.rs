@@ -42,6 +42,15 @@ const MIN_TILES_PER_TASK: usize = 4;
 /// rounds; seed20 and one-pair latency no different.
 const ROW_TASKS_PER_THREAD: usize = 4;
 
+/// Up to this many blocks of rows, bf16 panels are widened again for each
+/// (a few percent of a tile's work each time) rather than kept as a slab,
+/// if the widened panel fits in L1 (measured on Zen 4, one 64-token pair:
+/// AVX2's 24 KiB panels gained ~10% at K = 384, AVX-512's 48 KiB ones lost
+/// ~20%).
+const PANEL_WIDENING_MAX_ROW_BLOCKS: usize = 4;
+/// See [`PANEL_WIDENING_MAX_ROW_BLOCKS`]: a 32 KiB L1.
+const PANEL_WIDENING_MAX_BYTES: usize = 32 << 10;
+
 thread_local! {
     /// This thread's packed-A block, reused across calls.
     static PACK_A: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
@@ -188,12 +197,16 @@ unsafe fn task<K: Microkernel>(kernel: K, pb: &Problem, rows: Range<usize>, pane
     let mc_max = mc_for(mr, kc_used, c_cols).min(rows.len().div_ceil(mr) * mr);
     // bf16 pairs are widened one micro-panel at a time, as the first block
     // of rows reaches it, so the f32 copy is written while it is hot and
-    // read at once. With one block of rows (a short batch) one micro-panel
-    // of room is reused (L1/L2-resident, never written back); with several,
-    // the K block's whole slab is kept for the later blocks, which read it
-    // as the f32 path reads its packed B.
-    let one_row_block = rows.len() <= mc_max;
-    let wide_len = match (pb.b_pairs, one_row_block) {
+    // read at once. With few blocks of rows (a short batch) one micro-panel
+    // of room is reused and each block widens it again (L1/L2-resident,
+    // never written back: writing out a whole slab cost a one-pair batch
+    // ~20% on AVX-512); with more, the K block's whole slab is kept for the
+    // later blocks, which read it as the f32 path reads its packed B.
+    let row_blocks = rows.len().div_ceil(mc_max);
+    let panel_bytes = kc_used * nr * std::mem::size_of::<f32>();
+    let few_row_blocks = row_blocks == 1
+        || (row_blocks <= PANEL_WIDENING_MAX_ROW_BLOCKS && panel_bytes <= PANEL_WIDENING_MAX_BYTES);
+    let wide_len = match (pb.b_pairs, few_row_blocks) {
         (false, _) => 0,
         (true, true) => kc_used * nr,
         (true, false) => panels.len().min(nc_panels) * kc_used * nr,
@@ -237,12 +250,12 @@ unsafe fn task<K: Microkernel>(kernel: K, pb: &Problem, rows: Range<usize>, pane
                             let col = jr * nr;
                             let cols = nr.min(pb.n - col);
                             let b = if pb.b_pairs {
-                                let at = if one_row_block {
+                                let at = if few_row_blocks {
                                     0
                                 } else {
                                     (jr - jc) * kc * nr
                                 };
-                                if one_row_block || ic == rows.start {
+                                if few_row_blocks || ic == rows.start {
                                     // SAFETY: `wide_b` has room for the panel at
                                     // `at` (one panel, or min(panels, nc_panels)
                                     // of kc_used >= kc rows); B holds panel jr's
