@@ -151,7 +151,8 @@ pub(super) fn quantize_row(
 fn quantize_row_impl(_token: Avx512VnniToken, row: &[f32], bytes: &mut [u8], scales: &mut [f32]) {
     let k = row.len();
     assert!(bytes.len() >= scales.len() * QBLOCK && scales.len() * QBLOCK >= k);
-    let offset = _mm512_set1_epi32(128);
+    let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    let flip = _mm512_set1_epi8(-128);
     for (b, scale) in scales.iter_mut().enumerate() {
         let start = b * QBLOCK;
         let len = QBLOCK.min(k.saturating_sub(start));
@@ -184,12 +185,18 @@ fn quantize_row_impl(_token: Avx512VnniToken, row: &[f32], bytes: &mut [u8], sca
             continue;
         }
         let inv = _mm512_set1_ps(127.0 / max);
-        let q0 = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x0, inv)), offset);
-        let q1 = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x1, inv)), offset);
-        // SAFETY: dst holds QBLOCK = 32 bytes: two stores of 16.
+        let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, inv));
+        let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, inv));
+        // Narrow by two packs (exact: |q| <= 127) rather than `vpmovdb`,
+        // which took a third of this function's time on Zen 4. Lane l then
+        // holds q0[4l..4l+4] and q1[4l..4l+4] as its first two dwords; the
+        // permutation puts them in order, and flipping the top bit adds 128.
+        let bytes8 = _mm512_packs_epi16(_mm512_packs_epi32(q0, q1), _mm512_setzero_si512());
+        let ordered = _mm512_permutexvar_epi32(order, bytes8);
+        let unsigned = _mm512_xor_si512(ordered, flip);
+        // SAFETY: dst holds QBLOCK = 32 bytes: the low half of the register.
         unsafe {
-            _mm_storeu_si128(dst.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q0));
-            _mm_storeu_si128(dst.as_mut_ptr().add(16).cast(), _mm512_cvtepi32_epi8(q1));
+            _mm256_storeu_si256(dst.as_mut_ptr().cast(), _mm512_castsi512_si256(unsigned));
         }
         *scale = max / 127.0;
     }
