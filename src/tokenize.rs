@@ -42,6 +42,9 @@ pub(crate) struct PairTokenizer {
     untruncated: Option<Tokenizer>,
     truncation: Truncation,
     max_length: usize,
+    /// The largest token id the tokenizer can emit (its vocabulary, added
+    /// tokens and the pair template's special tokens).
+    max_token_id: u32,
 }
 
 /// How a document too long for one pair is cut into windows (see
@@ -64,7 +67,19 @@ impl PairTokenizer {
                 path: path.to_path_buf(),
             });
         }
-        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+        let json = crate::error::read(path)?;
+        PairTokenizer::from_bytes(path, &json, max_length, truncation, windows)
+    }
+
+    /// [`PairTokenizer::from_file`] on the file's bytes; `path` names it in errors.
+    pub(crate) fn from_bytes(
+        path: &Path,
+        json: &[u8],
+        max_length: usize,
+        truncation: Truncation,
+        windows: bool,
+    ) -> Result<PairTokenizer> {
+        let mut tokenizer = Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer {
             message: format!("cannot load {}: {e}", path.display()),
         })?;
         let strategy = match truncation {
@@ -73,16 +88,32 @@ impl PairTokenizer {
         };
         tokenizer.with_padding(None);
         // tokenizer.json may carry a truncation of its own (all-MiniLM-L6-v2's
-        // says 128): the windows' copy has none.
-        let untruncated = if windows {
-            let mut plain = tokenizer.clone();
-            plain.with_truncation(None).map_err(|e| Error::Tokenizer {
+        // says 128), unchecked: ours replaces it below, and the windows' copy
+        // has none.
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer {
                 message: format!("cannot turn truncation off: {e}"),
             })?;
-            Some(plain)
-        } else {
-            None
-        };
+        let untruncated = windows.then(|| tokenizer.clone());
+        // tokenizers subtracts the template's special tokens from the max
+        // length unchecked (a panic, or a wrapped length that cuts nothing),
+        // and a pair needs a token of each text besides.
+        let special = tokenizer
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(true));
+        if max_length < special + 2 {
+            return Err(Error::InvalidOption {
+                name: "max_length",
+                message: format!(
+                    "{max_length} tokens cannot hold a pair with one token of each text: the model's template adds {special} special tokens ([CLS] query [SEP] document [SEP] for BERT); use at least {}",
+                    special + 2
+                ),
+            });
+        }
+        let max_token_id = max_token_id(&tokenizer).map_err(|e| Error::Tokenizer {
+            message: format!("{}: {e}", path.display()),
+        })?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length,
@@ -98,7 +129,13 @@ impl PairTokenizer {
             untruncated,
             truncation,
             max_length,
+            max_token_id,
         })
+    }
+
+    /// The largest token id this tokenizer can emit.
+    pub(crate) fn max_token_id(&self) -> u32 {
+        self.max_token_id
     }
 
     /// Encodes `(query, document)` pairs in parallel; `first` is the index of
@@ -230,6 +267,16 @@ impl PairTokenizer {
             token_type_ids: encoding.get_type_ids().to_vec(),
         })
     }
+}
+
+/// The largest id among the vocabulary, the added tokens and the special
+/// tokens the post-processor puts around a pair (its own ids, which need not
+/// be in the vocabulary).
+fn max_token_id(tokenizer: &Tokenizer) -> tokenizers::Result<u32> {
+    let vocab = tokenizer.get_vocab(true).into_values().max().unwrap_or(0);
+    let pair = tokenizer.post_process(bare(&[0]), Some(bare(&[0])), true)?;
+    let special = pair.get_ids().iter().copied().max().unwrap_or(0);
+    Ok(vocab.max(special))
 }
 
 /// An encoding of bare token ids, for the post-processor to put the model's
