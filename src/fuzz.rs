@@ -64,3 +64,15 @@ pub fn tokenizer(json: &[u8], max_length: usize, query: &str, document: &str) ->
     tokenizer.encode_windows(query, document, Windowing { stride: None }, 0)?;
     Ok(tokenizer.max_token_id())
 }
+
+/// The `tokenizer` fuzz target's input: a max length byte, then the query,
+/// 0xff, the document, 0xff and tokenizer.json (0xff never occurs in UTF-8).
+/// `None` when `data` is not framed so.
+pub fn tokenizer_input(data: &[u8]) -> Option<Result<u32>> {
+    let (&max_length, rest) = data.split_first()?;
+    let mut parts = rest.splitn(3, |&b| b == 0xff);
+    let query = std::str::from_utf8(parts.next()?).ok()?;
+    let document = std::str::from_utf8(parts.next()?).ok()?;
+    let json = parts.next()?;
+    Some(tokenizer(json, usize::from(max_length), query, document))
+}

@@ -622,8 +622,9 @@ fn truncated_is_set_whenever_a_token_is_cut() {
 
 #[test]
 fn truncation_in_tokenizer_json_is_replaced_not_trusted() {
-    // A max_length of 1 in tokenizer.json once reached tokenizers' unchecked
-    // `max_length - special tokens`.
+    // A max_length of 1 in tokenizer.json must never be used: tokenizers
+    // subtracts the special tokens from it unchecked (the load now encodes
+    // the pair template before it sets its own truncation).
     let m = ScratchModel::copy_of("bert-l2-h32", "tokenizer-truncation");
     edit_tokenizer(&m, |t| {
         t["truncation"] = serde_json::json!({
