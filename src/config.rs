@@ -327,7 +327,12 @@ impl Keys<'_> {
     /// `id2label` in id order; else `num_labels` generic names; else
     /// transformers' default of two labels.
     fn labels(&self) -> Result<Vec<String>> {
-        if let Some(map) = self.obj.get("id2label").and_then(Value::as_object) {
+        let id2label = match self.obj.get("id2label") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => return Err(self.wrong("id2label", "a map from ids 0..n to names")),
+        };
+        if let Some(map) = id2label {
             let mut labels = vec![None; map.len()];
             for (id, label) in map {
                 let slot = id

@@ -704,3 +704,56 @@ fn every_unsupported_dtype_is_named() {
         );
     }
 }
+
+#[test]
+fn id2label_that_is_not_a_map_is_refused() {
+    let m = with_config(
+        "id2label",
+        serde_json::json!(["no", "yes"]),
+        "id2label-list",
+    );
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(e.to_string().contains("id2label"), "{e}");
+}
+
+/// Rewrites a JSON file of a scratch copy through `edit`.
+fn edit_json(path: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(path, serde_json::to_vec(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn sentence_transformers_modules_are_checked() {
+    let embedder_err = |m: &ScratchModel| match crossenc::SentenceEmbedder::from_dir(&m.dir, None) {
+        Ok(_) => panic!("{} loaded, but should not have", m.dir.display()),
+        Err(e) => e,
+    };
+    // A module path outside the model folder.
+    for (i, path) in ["../1_Pooling", "/etc"].into_iter().enumerate() {
+        let m = ScratchModel::copy_of("st-mean", &format!("module-path-{i}"));
+        edit_json(&m.path("modules.json"), |modules| {
+            modules[1]["path"] = serde_json::json!(path)
+        });
+        let e = embedder_err(&m);
+        assert!(matches!(e, Error::Config { .. }), "{path}: {e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("modules.json") && msg.contains(path), "{msg}");
+    }
+    // A pooling saved for another width.
+    let m = ScratchModel::copy_of("st-mean", "pooling-width");
+    edit_json(&m.path("1_Pooling/config.json"), |c| {
+        c["word_embedding_dimension"] = serde_json::json!(64)
+    });
+    let e = embedder_err(&m);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("word_embedding_dimension") && msg.contains("64") && msg.contains("32"),
+        "{msg}"
+    );
+    // The untouched copy loads.
+    let m = ScratchModel::copy_of("st-mean", "st-intact");
+    crossenc::SentenceEmbedder::from_dir(&m.dir, None).unwrap();
+}
