@@ -314,14 +314,17 @@ impl Keys<'_> {
         }
     }
 
+    /// A required size: present, not null (which would read as the default
+    /// of an optional key), and at least 1.
     fn positive(&self, key: &str) -> Result<usize> {
-        if !self.obj.contains_key(key) {
-            return Err(Error::Config {
+        match self.obj.get(key) {
+            None => Err(Error::Config {
                 path: self.path.to_path_buf(),
                 message: format!("required key `{key}` is missing"),
-            });
+            }),
+            Some(Value::Null) => Err(self.wrong(key, "a positive integer")),
+            Some(_) => self.positive_or(key, 0),
         }
-        self.positive_or(key, 0)
     }
 
     /// `id2label` in id order; else `num_labels` generic names; else

@@ -757,3 +757,22 @@ fn sentence_transformers_modules_are_checked() {
     let m = ScratchModel::copy_of("st-mean", "st-intact");
     crossenc::SentenceEmbedder::from_dir(&m.dir, None).unwrap();
 }
+
+#[test]
+fn required_sizes_that_are_null_are_refused() {
+    // Regression (fuzz/config): `"num_attention_heads": null` read as 0 and
+    // divided hidden_size by zero.
+    for key in [
+        "hidden_size",
+        "num_attention_heads",
+        "num_hidden_layers",
+        "intermediate_size",
+        "vocab_size",
+    ] {
+        let m = with_config(key, serde_json::Value::Null, &format!("null-{key}"));
+        let e = load_err(&m.dir);
+        assert!(matches!(e, Error::Config { .. }), "{key}: {e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(key) && msg.contains("null"), "{msg}");
+    }
+}
