@@ -79,6 +79,12 @@ impl PairTokenizer {
         truncation: Truncation,
         windows: bool,
     ) -> Result<PairTokenizer> {
+        // tokenizers 0.23 panics (`expect("Helper")`) on a syntax error
+        // inside a decoder, which it reads as untyped JSON first: check the
+        // syntax of the whole file before it sees any of it.
+        serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|e| Error::Tokenizer {
+            message: format!("cannot load {}: malformed JSON: {e}", path.display()),
+        })?;
         let mut tokenizer = Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer {
             message: format!("cannot load {}: {e}", path.display()),
         })?;

@@ -776,3 +776,18 @@ fn required_sizes_that_are_null_are_refused() {
         assert!(msg.contains(key) && msg.contains("null"), "{msg}");
     }
 }
+
+#[test]
+fn malformed_json_inside_a_tokenizer_decoder_is_an_error() {
+    // Regression (fuzz/tokenizer): a control character in a string of the
+    // decoder made tokenizers 0.23 panic (`expect("Helper")`).
+    let m = ScratchModel::copy_of("bert-l2-h32", "decoder-control-char");
+    let json = std::fs::read_to_string(m.path("tokenizer.json")).unwrap();
+    let decoder = "\"prefix\": \"##\"";
+    assert!(json.contains(decoder), "the fixture's WordPiece decoder");
+    let broken = json.replacen(decoder, "\"prefix\": \"#\u{1}#\"", 1);
+    std::fs::write(m.path("tokenizer.json"), broken).unwrap();
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::Tokenizer { .. }), "{e:?}");
+    assert!(e.to_string().contains("malformed JSON"), "{e}");
+}
