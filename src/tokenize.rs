@@ -85,9 +85,10 @@ impl PairTokenizer {
         serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|e| Error::Tokenizer {
             message: format!("cannot load {}: malformed JSON: {e}", path.display()),
         })?;
-        let mut tokenizer = Tokenizer::from_bytes(json).map_err(|e| Error::Tokenizer {
-            message: format!("cannot load {}: {e}", path.display()),
-        })?;
+        let mut tokenizer =
+            guarded(|| Tokenizer::from_bytes(json)).map_err(|e| Error::Tokenizer {
+                message: format!("cannot load {}: {e}", path.display()),
+            })?;
         let strategy = match truncation {
             Truncation::LongestFirst => TruncationStrategy::LongestFirst,
             Truncation::OnlySecond => TruncationStrategy::OnlySecond,
@@ -205,8 +206,8 @@ impl PairTokenizer {
         let tokenizer_error = |e: tokenizers::Error| Error::Tokenizer {
             message: format!("input {index}: {e}"),
         };
-        let query = tokenizer.encode(query, false).map_err(tokenizer_error)?;
-        let document = tokenizer.encode(document, false).map_err(tokenizer_error)?;
+        let query = guarded(|| tokenizer.encode(query, false)).map_err(tokenizer_error)?;
+        let document = guarded(|| tokenizer.encode(document, false)).map_err(tokenizer_error)?;
         let special = tokenizer
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(true));
@@ -228,9 +229,9 @@ impl PairTokenizer {
         let mut start = 0;
         loop {
             let end = (start + width).min(d.len());
-            let pair = tokenizer
-                .post_process(bare(q), Some(bare(&d[start..end])), true)
-                .map_err(tokenizer_error)?;
+            let pair =
+                guarded(|| tokenizer.post_process(bare(q), Some(bare(&d[start..end])), true))
+                    .map_err(tokenizer_error)?;
             windows.push(EncodedPair {
                 input_ids: pair.get_ids().to_vec(),
                 token_type_ids: pair.get_type_ids().to_vec(),
@@ -244,7 +245,7 @@ impl PairTokenizer {
     }
 
     fn encode(&self, input: EncodeInput<'_>, index: usize) -> Result<EncodedPair> {
-        let encoding: Encoding = self.tokenizer.encode(input, true).map_err(|e| {
+        let encoding: Encoding = guarded(|| self.tokenizer.encode(input, true)).map_err(|e| {
             let message = e.to_string();
             // tokenizers refuses when cutting the document alone cannot reach
             // the max length; its wording has changed between versions.
@@ -275,12 +276,31 @@ impl PairTokenizer {
     }
 }
 
+/// Runs a tokenizers call, turning a panic into an error. tokenizers trusts
+/// parts of tokenizer.json that it only checks when a tokenizer is built in
+/// code, and panics on them while loading or encoding (a syntax error inside
+/// a decoder, a template naming a special token it does not define, a
+/// `FixedLength` pre-tokenizer of length 0, an invalid `precompiled_charsmap`:
+/// huggingface/tokenizers#2151); a file must not take the process down.
+/// (Under `panic = "abort"` nothing can be caught: the release profile
+/// unwinds.)
+fn guarded<T>(call: impl FnOnce() -> tokenizers::Result<T>) -> tokenizers::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("tokenizers panicked ({message}): tokenizer.json is malformed").into())
+    })
+}
+
 /// The largest id among the vocabulary, the added tokens and the special
 /// tokens the post-processor puts around a pair (its own ids, which need not
 /// be in the vocabulary).
 fn max_token_id(tokenizer: &Tokenizer) -> tokenizers::Result<u32> {
     let vocab = tokenizer.get_vocab(true).into_values().max().unwrap_or(0);
-    let pair = tokenizer.post_process(bare(&[0]), Some(bare(&[0])), true)?;
+    let pair = guarded(|| tokenizer.post_process(bare(&[0]), Some(bare(&[0])), true))?;
     let special = pair.get_ids().iter().copied().max().unwrap_or(0);
     Ok(vocab.max(special))
 }

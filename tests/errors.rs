@@ -791,3 +791,36 @@ fn malformed_json_inside_a_tokenizer_decoder_is_an_error() {
     assert!(matches!(e, Error::Tokenizer { .. }), "{e:?}");
     assert!(e.to_string().contains("malformed JSON"), "{e}");
 }
+
+#[test]
+fn tokenizer_json_that_makes_tokenizers_panic_is_an_error() {
+    // tokenizers 0.23 panics on these instead of returning an error
+    // (huggingface/tokenizers#2151); a load must not.
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 2] = [
+        (
+            "a template naming a special token it does not define",
+            |t| {
+                t["post_processor"]["special_tokens"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("[SEP]");
+            },
+        ),
+        ("a FixedLength pre-tokenizer of length 0", |t| {
+            t["pre_tokenizer"] = serde_json::json!({"type": "FixedLength", "length": 0});
+        }),
+    ];
+    for (i, (what, edit)) in cases.into_iter().enumerate() {
+        let m = ScratchModel::copy_of("bert-l2-h32", &format!("tokenizers-panic-{i}"));
+        edit_tokenizer(&m, edit);
+        match CrossEncoder::from_dir(&m.dir) {
+            // Refused at load, or at the first text that reaches the panic.
+            Err(e) => assert!(matches!(e, Error::Tokenizer { .. }), "{what}: {e:?}"),
+            Ok(model) => {
+                let e = model.predict(&[("a query", "a document")]).unwrap_err();
+                assert!(matches!(e, Error::Tokenizer { .. }), "{what}: {e:?}");
+            }
+        }
+    }
+}
