@@ -105,16 +105,20 @@ impl PairTokenizer {
         let untruncated = windows.then(|| tokenizer.clone());
         // tokenizers subtracts the template's special tokens from the max
         // length unchecked (a panic, or a wrapped length that cuts nothing),
-        // and a pair needs a token of each text besides.
-        let special = tokenizer
-            .get_post_processor()
-            .map_or(0, |p| p.added_tokens(true));
-        if max_length < special + 2 {
+        // and a pair needs a token of each text besides (a single text, one;
+        // a template may add more around it than around a pair).
+        let added = |pair| {
+            tokenizer
+                .get_post_processor()
+                .map_or(0, |p| p.added_tokens(pair))
+        };
+        let special = added(true);
+        let least = (special + 2).max(added(false) + 1);
+        if max_length < least {
             return Err(Error::InvalidOption {
                 name: "max_length",
                 message: format!(
-                    "{max_length} tokens cannot hold a pair with one token of each text: the model's template adds {special} special tokens ([CLS] query [SEP] document [SEP] for BERT); use at least {}",
-                    special + 2
+                    "{max_length} tokens cannot hold a pair with one token of each text: the model's template adds {special} special tokens ([CLS] query [SEP] document [SEP] for BERT); use at least {least}"
                 ),
             });
         }

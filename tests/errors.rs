@@ -824,3 +824,22 @@ fn tokenizer_json_that_makes_tokenizers_panic_is_an_error() {
         }
     }
 }
+
+#[test]
+fn max_length_below_a_single_text_template_is_refused_not_a_panic() {
+    // A template that adds more around a single text (7) than around a pair
+    // (3): tokenizers would subtract 7 from a max length of 5.
+    let m = ScratchModel::copy_of("bert-l2-h32", "long-single-template");
+    edit_tokenizer(&m, |t| {
+        let sep = serde_json::json!({"SpecialToken": {"id": "[SEP]", "type_id": 0}});
+        let single = t["post_processor"]["single"].as_array_mut().unwrap();
+        single.extend(std::iter::repeat_n(sep, 5));
+    });
+    let e = CrossEncoder::builder()
+        .max_length(5)
+        .build(&m.dir)
+        .err()
+        .expect("max_length 5 refused");
+    assert!(e.to_string().contains("at least 8"), "{e}");
+    CrossEncoder::builder().max_length(8).build(&m.dir).unwrap();
+}
