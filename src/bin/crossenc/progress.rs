@@ -35,9 +35,15 @@ impl Reporter {
             let bar = indicatif::ProgressBar::hidden();
             bar.set_style(
                 indicatif::ProgressStyle::with_template(
-                    "[{bar:30}] {pos}/{len} {msg} ({per_sec}, {eta} left)",
+                    "[{bar:30}] {pos}/{len} {msg} ({rate}/s, {eta} left)",
                 )
                 .expect("a valid template")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1}", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             bar.set_message(unit);
