@@ -109,8 +109,12 @@ pub struct BertConfig {
 impl BertConfig {
     /// Reads and checks `config.json`.
     pub fn from_file(path: &Path) -> Result<BertConfig> {
-        let bytes = read(path)?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Config {
+        BertConfig::from_slice(path, &read(path)?)
+    }
+
+    /// Checks `config.json`'s bytes; `path` names the file in errors.
+    pub(crate) fn from_slice(path: &Path, bytes: &[u8]) -> Result<BertConfig> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::Config {
             path: path.to_path_buf(),
             message: format!("malformed JSON: {e}"),
         })?;
@@ -176,7 +180,18 @@ impl BertConfig {
         }
         let labels = keys.labels()?;
         let activation = keys.score_activation()?;
-        let pad_token_id = keys.integer("pad_token_id")?.unwrap_or(0) as u32;
+        let vocab_size = keys.positive("vocab_size")?;
+        // The padding row must exist: RoBERTa numbers positions from it, and
+        // a tokenizer pads with it.
+        let pad_token_id = match keys.integer("pad_token_id")?.unwrap_or(0) {
+            id if id < vocab_size as u64 => id as u32,
+            _ => {
+                return Err(keys.wrong(
+                    "pad_token_id",
+                    &format!("a token id below vocab_size ({vocab_size})"),
+                ))
+            }
+        };
         let max_position_embeddings = keys.positive_or("max_position_embeddings", 512)?;
         // RoBERTa numbers positions from padding_idx + 1 (modeling_roberta's
         // create_position_ids_from_input_ids), so that many rows are never used.
@@ -204,7 +219,7 @@ impl BertConfig {
             layer_norm_eps: keys.layer_norm_eps()?,
             max_position_embeddings,
             type_vocab_size: keys.positive_or("type_vocab_size", 2)?,
-            vocab_size: keys.positive("vocab_size")?,
+            vocab_size,
             pad_token_id,
             labels,
             activation,
@@ -227,6 +242,13 @@ impl BertConfig {
     }
 }
 
+/// Most labels `num_labels` may ask for. Their names are made before the
+/// classifier's shape can be checked against the weights, so without a bound
+/// a typo (`num_labels: 1e18`) would be an allocation of that many strings;
+/// classifiers with more labels than this are not rerankers. (`id2label` is
+/// bounded by the size of the file that spells it out.)
+const MAX_LABELS: usize = 1 << 16;
+
 /// Typed access to a config object's keys, with errors that name the key.
 struct Keys<'a> {
     path: &'a Path,
@@ -237,7 +259,10 @@ impl Keys<'_> {
     fn wrong(&self, key: &str, expected: &str) -> Error {
         Error::Config {
             path: self.path.to_path_buf(),
-            message: format!("`{key}` should be {expected}, found {}", self.obj[key]),
+            message: format!(
+                "`{key}` should be {expected}, found {}",
+                self.obj.get(key).unwrap_or(&Value::Null)
+            ),
         }
     }
 
@@ -289,20 +314,28 @@ impl Keys<'_> {
         }
     }
 
+    /// A required size: present, not null (which would read as the default
+    /// of an optional key), and at least 1.
     fn positive(&self, key: &str) -> Result<usize> {
-        if !self.obj.contains_key(key) {
-            return Err(Error::Config {
+        match self.obj.get(key) {
+            None => Err(Error::Config {
                 path: self.path.to_path_buf(),
                 message: format!("required key `{key}` is missing"),
-            });
+            }),
+            Some(Value::Null) => Err(self.wrong(key, "a positive integer")),
+            Some(_) => self.positive_or(key, 0),
         }
-        self.positive_or(key, 0)
     }
 
     /// `id2label` in id order; else `num_labels` generic names; else
     /// transformers' default of two labels.
     fn labels(&self) -> Result<Vec<String>> {
-        if let Some(map) = self.obj.get("id2label").and_then(Value::as_object) {
+        let id2label = match self.obj.get("id2label") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map),
+            Some(_) => return Err(self.wrong("id2label", "a map from ids 0..n to names")),
+        };
+        if let Some(map) = id2label {
             let mut labels = vec![None; map.len()];
             for (id, label) in map {
                 let slot = id
@@ -322,6 +355,9 @@ impl Keys<'_> {
             return Ok(labels.into_iter().flatten().collect());
         }
         let n = self.positive_or("num_labels", 2)?;
+        if n > MAX_LABELS {
+            return Err(self.wrong("num_labels", &format!("at most {MAX_LABELS}")));
+        }
         Ok((0..n).map(|i| format!("LABEL_{i}")).collect())
     }
 

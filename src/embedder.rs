@@ -64,15 +64,16 @@ impl SentenceEmbedder {
                 let kind = m.get("type").and_then(Value::as_str).unwrap_or("");
                 if kind.ends_with("Pooling") {
                     if let Some(path) = m.get("path").and_then(Value::as_str) {
-                        pooling_dir = dir.join(path);
+                        pooling_dir = module_dir(dir, path)?;
                     }
                 } else if kind.ends_with("Normalize") {
                     normalize = true;
                 }
             }
         }
-        let pooling = match read_json_if_exists(&pooling_dir.join("config.json"))? {
-            Some(config) => pooling_mode(&config)?,
+        let pooling_config = read_json_if_exists(&pooling_dir.join("config.json"))?;
+        let pooling = match &pooling_config {
+            Some(config) => pooling_mode(config)?,
             None => Pooling::Mean, // sentence-transformers' default for a bare transformer
         };
         // sentence_bert_config may say more than the positions allow; then
@@ -82,6 +83,19 @@ impl SentenceEmbedder {
             .map(|n| n as usize);
         let (runner, ()) =
             Runner::load(dir, &builder.options, Rows::All, st_max, |_, _, _| Ok(()))?;
+        // The width the pooling was saved for must be the encoder's.
+        let width = pooling_config
+            .as_ref()
+            .and_then(|c| c.get("word_embedding_dimension"));
+        let hidden = runner.bert.config.hidden_size;
+        if let Some(width) = width.filter(|w| w.as_u64() != Some(hidden as u64)) {
+            return Err(Error::Config {
+                path: pooling_dir.join("config.json"),
+                message: format!(
+                    "`word_embedding_dimension` is {width}, but config.json's hidden_size is {hidden} (the pooling belongs to another model?)"
+                ),
+            });
+        }
         Ok(SentenceEmbedder {
             runner,
             pooling,
@@ -317,6 +331,27 @@ impl Encoder {
         )?;
         Ok(out)
     }
+}
+
+/// The folder of a module `modules.json` lists: a relative path that stays
+/// inside the model folder (a downloaded model names no file outside it).
+fn module_dir(dir: &Path, path: &str) -> Result<std::path::PathBuf> {
+    let relative = Path::new(path);
+    let inside = relative.components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !inside {
+        return Err(Error::Config {
+            path: dir.join("modules.json"),
+            message: format!(
+                "module path {path:?} leaves the model folder; modules are subfolders such as \"1_Pooling\""
+            ),
+        });
+    }
+    Ok(dir.join(relative))
 }
 
 fn read_json_if_exists(path: &Path) -> Result<Option<Value>> {

@@ -68,6 +68,8 @@ pub mod config;
 mod cross_encoder;
 mod embedder;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(feature = "hub")]
 pub mod hub;
 mod load;

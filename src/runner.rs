@@ -67,6 +67,7 @@ impl Runner {
                 let head = head(config, &kernels, w)?;
                 Ok((bert, head))
             })?;
+        check_vocab(&folder.tokenizer, &bert.config, dir)?;
         if rows == Rows::Cls {
             check_pair_types(&folder.tokenizer, &bert.config, dir)?;
         }
@@ -220,6 +221,23 @@ fn check_pair_types(tokenizer: &PairTokenizer, config: &BertConfig, dir: &Path) 
             message: format!(
                 "type_vocab_size is {}, but tokenizer.json gives a pair's second text token type {max_type} (tokenizer.json does not belong to this model?)",
                 config.type_vocab_size
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses, at load, a tokenizer that can emit a token id the model has no
+/// embedding row for (a tokenizer.json from another model, or a vocab_size
+/// that was edited).
+fn check_vocab(tokenizer: &PairTokenizer, config: &BertConfig, dir: &Path) -> Result<()> {
+    let max_id = tokenizer.max_token_id();
+    if max_id as usize >= config.vocab_size {
+        return Err(crate::Error::Config {
+            path: dir.join("config.json"),
+            message: format!(
+                "vocab_size is {}, but tokenizer.json has token id {max_id} (tokenizer.json does not belong to this model?)",
+                config.vocab_size
             ),
         });
     }

@@ -42,6 +42,9 @@ pub(crate) struct PairTokenizer {
     untruncated: Option<Tokenizer>,
     truncation: Truncation,
     max_length: usize,
+    /// The largest token id the tokenizer can emit (its vocabulary, added
+    /// tokens and the pair template's special tokens).
+    max_token_id: u32,
 }
 
 /// How a document too long for one pair is cut into windows (see
@@ -64,25 +67,64 @@ impl PairTokenizer {
                 path: path.to_path_buf(),
             });
         }
-        let mut tokenizer = Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
-            message: format!("cannot load {}: {e}", path.display()),
+        let json = crate::error::read(path)?;
+        PairTokenizer::from_bytes(path, &json, max_length, truncation, windows)
+    }
+
+    /// [`PairTokenizer::from_file`] on the file's bytes; `path` names it in errors.
+    pub(crate) fn from_bytes(
+        path: &Path,
+        json: &[u8],
+        max_length: usize,
+        truncation: Truncation,
+        windows: bool,
+    ) -> Result<PairTokenizer> {
+        // tokenizers 0.23 panics (`expect("Helper")`) on a syntax error
+        // inside a decoder, which it reads as untyped JSON first: check the
+        // syntax of the whole file before it sees any of it.
+        serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|e| Error::Tokenizer {
+            message: format!("cannot load {}: malformed JSON: {e}", path.display()),
         })?;
+        let mut tokenizer =
+            guarded(|| Tokenizer::from_bytes(json)).map_err(|e| Error::Tokenizer {
+                message: format!("cannot load {}: {e}", path.display()),
+            })?;
         let strategy = match truncation {
             Truncation::LongestFirst => TruncationStrategy::LongestFirst,
             Truncation::OnlySecond => TruncationStrategy::OnlySecond,
         };
         tokenizer.with_padding(None);
         // tokenizer.json may carry a truncation of its own (all-MiniLM-L6-v2's
-        // says 128): the windows' copy has none.
-        let untruncated = if windows {
-            let mut plain = tokenizer.clone();
-            plain.with_truncation(None).map_err(|e| Error::Tokenizer {
+        // says 128), unchecked: ours replaces it below, and the windows' copy
+        // has none.
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| Error::Tokenizer {
                 message: format!("cannot turn truncation off: {e}"),
             })?;
-            Some(plain)
-        } else {
-            None
+        let untruncated = windows.then(|| tokenizer.clone());
+        // tokenizers subtracts the template's special tokens from the max
+        // length unchecked (a panic, or a wrapped length that cuts nothing),
+        // and a pair needs a token of each text besides (a single text, one;
+        // a template may add more around it than around a pair).
+        let added = |pair| {
+            tokenizer
+                .get_post_processor()
+                .map_or(0, |p| p.added_tokens(pair))
         };
+        let special = added(true);
+        let least = (special + 2).max(added(false) + 1);
+        if max_length < least {
+            return Err(Error::InvalidOption {
+                name: "max_length",
+                message: format!(
+                    "{max_length} tokens cannot hold a pair with one token of each text: the model's template adds {special} special tokens ([CLS] query [SEP] document [SEP] for BERT); use at least {least}"
+                ),
+            });
+        }
+        let max_token_id = max_token_id(&tokenizer).map_err(|e| Error::Tokenizer {
+            message: format!("{}: {e}", path.display()),
+        })?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length,
@@ -98,7 +140,13 @@ impl PairTokenizer {
             untruncated,
             truncation,
             max_length,
+            max_token_id,
         })
+    }
+
+    /// The largest token id this tokenizer can emit.
+    pub(crate) fn max_token_id(&self) -> u32 {
+        self.max_token_id
     }
 
     /// Encodes `(query, document)` pairs in parallel; `first` is the index of
@@ -162,8 +210,8 @@ impl PairTokenizer {
         let tokenizer_error = |e: tokenizers::Error| Error::Tokenizer {
             message: format!("input {index}: {e}"),
         };
-        let query = tokenizer.encode(query, false).map_err(tokenizer_error)?;
-        let document = tokenizer.encode(document, false).map_err(tokenizer_error)?;
+        let query = guarded(|| tokenizer.encode(query, false)).map_err(tokenizer_error)?;
+        let document = guarded(|| tokenizer.encode(document, false)).map_err(tokenizer_error)?;
         let special = tokenizer
             .get_post_processor()
             .map_or(0, |p| p.added_tokens(true));
@@ -185,9 +233,9 @@ impl PairTokenizer {
         let mut start = 0;
         loop {
             let end = (start + width).min(d.len());
-            let pair = tokenizer
-                .post_process(bare(q), Some(bare(&d[start..end])), true)
-                .map_err(tokenizer_error)?;
+            let pair =
+                guarded(|| tokenizer.post_process(bare(q), Some(bare(&d[start..end])), true))
+                    .map_err(tokenizer_error)?;
             windows.push(EncodedPair {
                 input_ids: pair.get_ids().to_vec(),
                 token_type_ids: pair.get_type_ids().to_vec(),
@@ -201,7 +249,7 @@ impl PairTokenizer {
     }
 
     fn encode(&self, input: EncodeInput<'_>, index: usize) -> Result<EncodedPair> {
-        let encoding: Encoding = self.tokenizer.encode(input, true).map_err(|e| {
+        let encoding: Encoding = guarded(|| self.tokenizer.encode(input, true)).map_err(|e| {
             let message = e.to_string();
             // tokenizers refuses when cutting the document alone cannot reach
             // the max length; its wording has changed between versions.
@@ -230,6 +278,35 @@ impl PairTokenizer {
             token_type_ids: encoding.get_type_ids().to_vec(),
         })
     }
+}
+
+/// Runs a tokenizers call, turning a panic into an error. tokenizers trusts
+/// parts of tokenizer.json that it only checks when a tokenizer is built in
+/// code, and panics on them while loading or encoding (a syntax error inside
+/// a decoder, a template naming a special token it does not define, a
+/// `FixedLength` pre-tokenizer of length 0, an invalid `precompiled_charsmap`:
+/// huggingface/tokenizers#2151); a file must not take the process down.
+/// (Under `panic = "abort"` nothing can be caught: the release profile
+/// unwinds.)
+fn guarded<T>(call: impl FnOnce() -> tokenizers::Result<T>) -> tokenizers::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("tokenizers panicked ({message}): tokenizer.json is malformed").into())
+    })
+}
+
+/// The largest id among the vocabulary, the added tokens and the special
+/// tokens the post-processor puts around a pair (its own ids, which need not
+/// be in the vocabulary).
+fn max_token_id(tokenizer: &Tokenizer) -> tokenizers::Result<u32> {
+    let vocab = tokenizer.get_vocab(true).into_values().max().unwrap_or(0);
+    let pair = guarded(|| tokenizer.post_process(bare(&[0]), Some(bare(&[0])), true))?;
+    let special = pair.get_ids().iter().copied().max().unwrap_or(0);
+    Ok(vocab.max(special))
 }
 
 /// An encoding of bare token ids, for the post-processor to put the model's

@@ -17,6 +17,9 @@ use crate::error::{io_error, Error, Result};
 pub(crate) struct SafetensorsFile {
     path: PathBuf,
     mmap: Arc<memmap2::Mmap>,
+    /// Whether the map is backed by the file, so that released pages refault
+    /// with the same contents (an anonymous map's would come back as zeros).
+    file_backed: bool,
 }
 
 impl SafetensorsFile {
@@ -32,6 +35,24 @@ impl SafetensorsFile {
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
             mmap: Arc::new(mmap),
+            file_backed: true,
+        })
+    }
+
+    /// The same from bytes in memory (copied into an anonymous map, so that
+    /// the loading path is the file's), for the fuzz targets; `path` only
+    /// names it in errors.
+    pub(crate) fn from_bytes(path: &Path, bytes: &[u8]) -> Result<SafetensorsFile> {
+        // An anonymous map cannot be empty; a one-byte map of a zero is as
+        // far from a safetensors header as no bytes at all.
+        let mut map =
+            memmap2::MmapMut::map_anon(bytes.len().max(1)).map_err(|e| io_error(path, e))?;
+        map[..bytes.len()].copy_from_slice(bytes);
+        let map = map.make_read_only().map_err(|e| io_error(path, e))?;
+        Ok(SafetensorsFile {
+            path: path.to_path_buf(),
+            mmap: Arc::new(map),
+            file_backed: false,
         })
     }
 
@@ -49,6 +70,9 @@ impl SafetensorsFile {
     /// model twice over.
     #[cfg(unix)]
     fn release(&self, bytes: &[u8]) {
+        if !self.file_backed {
+            return;
+        }
         let offset = bytes.as_ptr() as usize - self.mmap.as_ptr() as usize;
         // SAFETY: a read-only, file-backed map: after MADV_DONTNEED the pages
         // refault from the file with the same contents, so no reader of the

@@ -656,3 +656,106 @@ fn rerank_no_text_leaves_the_documents_out() {
         assert_eq!(&w, wo, "everything else as before");
     }
 }
+
+#[test]
+fn max_length_too_small_for_a_pair_is_refused() {
+    // BERT's template adds [CLS] and two [SEP]: a pair with one token of
+    // each text needs 5.
+    let ce = fixture_dir("bert-l2-h32");
+    let st = fixture_dir("st-mean");
+    let pair = b"{\"query\": \"q\", \"document\": \"d\"}\n";
+    let cases: [(&[&str], &[u8]); 3] = [
+        (&["score", "--model", ce.to_str().unwrap()], pair),
+        (
+            &["rerank", "--model", ce.to_str().unwrap(), "--query", "q"],
+            b"{\"text\": \"d\"}\n",
+        ),
+        (
+            &["embed", "--model", st.to_str().unwrap()],
+            b"{\"text\": \"t\"}\n",
+        ),
+    ];
+    for (args, input) in cases {
+        for n in ["1", "2", "3", "4"] {
+            let out = crossenc(&[args, &["--max-length", n]].concat(), input);
+            assert!(!out.status.success(), "{args:?} --max-length {n} accepted");
+            let err = stderr(&out);
+            assert!(
+                err.contains("max_length") && err.contains("at least 5"),
+                "{args:?} --max-length {n}: {err}"
+            );
+        }
+        let out = crossenc(&[args, &["--max-length", "5"]].concat(), input);
+        assert_eq!(json_lines(&out).len(), 1, "{args:?} --max-length 5");
+    }
+}
+
+#[test]
+fn truncated_whenever_a_token_is_cut() {
+    let dir = fixture_dir("bert-l2-h32");
+    let long = "word ".repeat(1000);
+    let input = serde_json::json!({"query": "q", "document": long}).to_string()
+        + "\n{\"query\": \"q\", \"document\": \"d\"}\n";
+    for n in ["5", "6", "7", "64"] {
+        let lines = json_lines(&crossenc(
+            &["score", "--model", dir.to_str().unwrap(), "--max-length", n],
+            input.as_bytes(),
+        ));
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["truncated"], true, "--max-length {n}");
+        assert_eq!(lines[1]["truncated"], false, "--max-length {n}");
+    }
+}
+
+#[test]
+fn verbose_progress_goes_to_stderr_when_it_is_not_a_terminal() {
+    let ce = fixture_dir("bert-l2-h32");
+    let pairs: String = (0..40)
+        .map(|i| format!("{{\"query\": \"q{i}\", \"document\": \"d {i}\"}}\n"))
+        .collect();
+    let texts: String = (0..40)
+        .map(|i| format!("{{\"text\": \"t {i}\"}}\n"))
+        .collect();
+    let st = fixture_dir("st-mean");
+    let cases = [
+        (
+            vec!["score", "--model", ce.to_str().unwrap()],
+            &pairs,
+            "pairs",
+            40,
+        ),
+        (
+            vec!["embed", "--model", st.to_str().unwrap()],
+            &texts,
+            "texts",
+            40,
+        ),
+    ];
+    for (args, input, unit, total) in cases {
+        // Without -v, stderr stays empty.
+        let args = [args.as_slice(), &["--batch-size", "4"]].concat();
+        let quiet = crossenc(&args, input.as_bytes());
+        assert_eq!(json_lines(&quiet).len(), total);
+        assert_eq!(stderr(&quiet), "", "{unit}: progress without -v");
+        let out = crossenc(&[args.as_slice(), &["-v"]].concat(), input.as_bytes());
+        assert_eq!(json_lines(&out).len(), total);
+        let err = stderr(&out);
+        let progress: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains(&format!("/{total} {unit}")))
+            .collect();
+        // Ten batches: a line at each tenth at least, the last at 100%.
+        assert!(progress.len() >= 10, "{unit}: {err}");
+        assert!(
+            progress
+                .last()
+                .unwrap()
+                .contains(&format!("{total}/{total} {unit} (100%)")),
+            "{unit}: {err}"
+        );
+        assert!(
+            !err.contains('\r'),
+            "{unit}: a bar's carriage return in a log: {err:?}"
+        );
+    }
+}

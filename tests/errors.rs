@@ -462,3 +462,384 @@ fn model_paths_that_are_not_model_folders() {
     assert!(matches!(e, Error::ModelPath { .. }), "{e:?}");
     assert!(e.to_string().contains("safe_serialization=True"), "{e}");
 }
+
+/// Rewrites tokenizer.json through `edit`.
+fn edit_tokenizer(m: &ScratchModel, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = m.path("tokenizer.json");
+    let mut tokenizer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut tokenizer);
+    std::fs::write(&path, serde_json::to_vec(&tokenizer).unwrap()).unwrap();
+}
+
+/// Writes a safetensors file from a raw JSON header and data bytes, so that
+/// headers the safetensors crate would never write can be tried.
+fn write_raw_safetensors(m: &ScratchModel, header: &str, data: &[u8]) {
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(m.path("model.safetensors"), bytes).unwrap();
+}
+
+#[test]
+fn pad_token_id_outside_the_vocabulary_is_refused() {
+    // 2^32 + 1 once wrapped to 1 on its way to u32.
+    for (i, pad) in [1000u64, (1 << 32) + 1].into_iter().enumerate() {
+        let m = with_config("pad_token_id", serde_json::json!(pad), &format!("pad-{i}"));
+        let e = load_err(&m.dir);
+        assert!(matches!(e, Error::Config { .. }), "{pad}: {e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("pad_token_id") && msg.contains(&pad.to_string()),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn num_labels_beyond_the_bound_is_refused_before_any_allocation() {
+    let m = with_config("num_labels", serde_json::json!(1u64 << 50), "many-labels");
+    let path = m.path("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config.as_object_mut().unwrap().remove("id2label");
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(e.to_string().contains("num_labels"), "{e}");
+}
+
+#[test]
+fn labels_that_do_not_match_the_classifier_are_a_shape_error() {
+    let m = with_config(
+        "id2label",
+        serde_json::json!({"0": "no", "1": "yes"}),
+        "two-labels",
+    );
+    match load_err(&m.dir) {
+        Error::TensorShape {
+            name,
+            expected,
+            found,
+        } => {
+            assert_eq!(name, "classifier.weight");
+            assert_eq!((expected, found), (vec![2, 32], vec![1, 32]));
+        }
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn tokenizer_ids_beyond_vocab_size_are_refused_at_load() {
+    // A consistent model of 900 rows, but a tokenizer with ids up to 999.
+    let m = with_config("vocab_size", serde_json::json!(900), "vocab-900");
+    edit_tensors(&m, |name, d, shape, bytes| {
+        if name.ends_with("word_embeddings.weight") {
+            let row = bytes.len() / shape[0];
+            Some((d, vec![900, shape[1]], bytes[..900 * row].to_vec()))
+        } else {
+            Some((d, shape, bytes))
+        }
+    });
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("vocab_size is 900") && msg.contains("999"),
+        "{msg}"
+    );
+    // The same for a special token of the pair template outside the vocabulary.
+    let m = ScratchModel::copy_of("bert-l2-h32", "special-id");
+    edit_tokenizer(&m, |t| {
+        t["post_processor"]["special_tokens"]["[SEP]"]["ids"] = serde_json::json!([5000]);
+    });
+    let e = load_err(&m.dir);
+    assert!(e.to_string().contains("token id 5000"), "{e}");
+}
+
+#[test]
+fn max_length_too_small_for_a_pair_is_refused() {
+    // BERT's template adds 3 special tokens: [CLS] q [SEP] d [SEP] needs 5.
+    let dir = fixture_dir("bert-l2-h32");
+    for n in 1..5 {
+        let e = CrossEncoder::builder()
+            .max_length(n)
+            .build(&dir)
+            .err()
+            .unwrap_or_else(|| panic!("max_length {n} accepted"));
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    name: "max_length",
+                    ..
+                }
+            ),
+            "{n}: {e:?}"
+        );
+        assert!(e.to_string().contains("at least 5"), "{n}: {e}");
+        let e = crossenc::SentenceEmbedder::builder()
+            .max_length(n)
+            .build(fixture_dir("st-mean"))
+            .err()
+            .unwrap_or_else(|| panic!("embedder: max_length {n} accepted"));
+        assert!(
+            matches!(
+                e,
+                Error::InvalidOption {
+                    name: "max_length",
+                    ..
+                }
+            ),
+            "{n}: {e:?}"
+        );
+    }
+    CrossEncoder::builder().max_length(5).build(&dir).unwrap();
+}
+
+#[test]
+fn truncated_is_set_whenever_a_token_is_cut() {
+    let dir = fixture_dir("bert-l2-h32");
+    let long = "word ".repeat(200);
+    for n in 5..20 {
+        let model = CrossEncoder::builder().max_length(n).build(&dir).unwrap();
+        for (q, d) in [
+            ("q", long.as_str()),
+            (long.as_str(), "d"),
+            (long.as_str(), long.as_str()),
+        ] {
+            let pair = model.encode_pairs(&[(q, d)]).unwrap().remove(0);
+            assert!(pair.truncated, "max_length {n}: not marked truncated");
+            assert_eq!(pair.input_ids.len(), n, "max_length {n}");
+        }
+        let pair = model.encode_pairs(&[("q", "d")]).unwrap().remove(0);
+        assert!(
+            !pair.truncated,
+            "max_length {n}: a short pair marked truncated"
+        );
+    }
+}
+
+#[test]
+fn truncation_in_tokenizer_json_is_replaced_not_trusted() {
+    // A max_length of 1 in tokenizer.json must never be used: tokenizers
+    // subtracts the special tokens from it unchecked (the load now encodes
+    // the pair template before it sets its own truncation).
+    let m = ScratchModel::copy_of("bert-l2-h32", "tokenizer-truncation");
+    edit_tokenizer(&m, |t| {
+        t["truncation"] = serde_json::json!({
+            "direction": "Right", "max_length": 1, "strategy": "LongestFirst", "stride": 0
+        });
+    });
+    let model = CrossEncoder::from_dir(&m.dir).unwrap();
+    assert!(model.predict(&[("q", "d")]).unwrap()[0].is_finite());
+}
+
+#[test]
+fn safetensors_headers_that_do_not_add_up_are_refused() {
+    let m = ScratchModel::copy_of("bert-l2-h32", "raw-header");
+    let cases = [
+        // (what, header, data bytes)
+        (
+            "byte length differs from the shape",
+            r#"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}}"#,
+            12,
+        ),
+        (
+            "overlapping tensors",
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+            12,
+        ),
+        (
+            "a gap between tensors",
+            r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#,
+            12,
+        ),
+        (
+            "a duplicate name (the first entry is dropped, leaving a gap)",
+            r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+            8,
+        ),
+        (
+            "offsets past the end of the file",
+            r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#,
+            8,
+        ),
+        (
+            "a shape whose element count overflows",
+            r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,0]}}"#,
+            0,
+        ),
+        (
+            "an unknown dtype",
+            r#"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,4]}}"#,
+            4,
+        ),
+        ("a header that is not an object", "[]", 0),
+    ];
+    for (what, header, data) in cases {
+        write_raw_safetensors(&m, header, &vec![0; data]);
+        let e = load_err(&m.dir);
+        assert!(matches!(e, Error::Safetensors { .. }), "{what}: {e:?}");
+        assert!(e.to_string().contains("model.safetensors"), "{what}: {e}");
+    }
+}
+
+#[test]
+fn every_unsupported_dtype_is_named() {
+    for dtype in [Dtype::F64, Dtype::I8, Dtype::U8, Dtype::I64, Dtype::BOOL] {
+        let m = ScratchModel::copy_of("bert-l2-h32", &format!("dtype-{dtype:?}"));
+        edit_tensors(&m, |name, d, s, b| {
+            if name.ends_with("embeddings.LayerNorm.bias") {
+                let bytes = s.iter().product::<usize>() * dtype.bitsize() / 8;
+                Some((dtype, s, vec![0; bytes]))
+            } else {
+                Some((d, s, b))
+            }
+        });
+        let e = load_err(&m.dir);
+        assert!(
+            matches!(&e, Error::TensorDtype { name, dtype: found } if name.ends_with("LayerNorm.bias") && *found == format!("{dtype:?}")),
+            "{dtype:?}: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn id2label_that_is_not_a_map_is_refused() {
+    let m = with_config(
+        "id2label",
+        serde_json::json!(["no", "yes"]),
+        "id2label-list",
+    );
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(e.to_string().contains("id2label"), "{e}");
+}
+
+/// Rewrites a JSON file of a scratch copy through `edit`.
+fn edit_json(path: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(path, serde_json::to_vec(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn sentence_transformers_modules_are_checked() {
+    let embedder_err = |m: &ScratchModel| match crossenc::SentenceEmbedder::from_dir(&m.dir, None) {
+        Ok(_) => panic!("{} loaded, but should not have", m.dir.display()),
+        Err(e) => e,
+    };
+    // A module path outside the model folder.
+    for (i, path) in ["../1_Pooling", "/etc"].into_iter().enumerate() {
+        let m = ScratchModel::copy_of("st-mean", &format!("module-path-{i}"));
+        edit_json(&m.path("modules.json"), |modules| {
+            modules[1]["path"] = serde_json::json!(path)
+        });
+        let e = embedder_err(&m);
+        assert!(matches!(e, Error::Config { .. }), "{path}: {e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("modules.json") && msg.contains(path), "{msg}");
+    }
+    // A pooling saved for another width.
+    let m = ScratchModel::copy_of("st-mean", "pooling-width");
+    edit_json(&m.path("1_Pooling/config.json"), |c| {
+        c["word_embedding_dimension"] = serde_json::json!(64)
+    });
+    let e = embedder_err(&m);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("word_embedding_dimension") && msg.contains("64") && msg.contains("32"),
+        "{msg}"
+    );
+    // The untouched copy loads.
+    let m = ScratchModel::copy_of("st-mean", "st-intact");
+    crossenc::SentenceEmbedder::from_dir(&m.dir, None).unwrap();
+}
+
+#[test]
+fn required_sizes_that_are_null_are_refused() {
+    // Regression (fuzz/config): `"num_attention_heads": null` read as 0 and
+    // divided hidden_size by zero.
+    for key in [
+        "hidden_size",
+        "num_attention_heads",
+        "num_hidden_layers",
+        "intermediate_size",
+        "vocab_size",
+    ] {
+        let m = with_config(key, serde_json::Value::Null, &format!("null-{key}"));
+        let e = load_err(&m.dir);
+        assert!(matches!(e, Error::Config { .. }), "{key}: {e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(key) && msg.contains("null"), "{msg}");
+    }
+}
+
+#[test]
+fn malformed_json_inside_a_tokenizer_decoder_is_an_error() {
+    // Regression (fuzz/tokenizer): a control character in a string of the
+    // decoder made tokenizers 0.23 panic (`expect("Helper")`).
+    let m = ScratchModel::copy_of("bert-l2-h32", "decoder-control-char");
+    let json = std::fs::read_to_string(m.path("tokenizer.json")).unwrap();
+    let decoder = "\"prefix\": \"##\"";
+    assert!(json.contains(decoder), "the fixture's WordPiece decoder");
+    let broken = json.replacen(decoder, "\"prefix\": \"#\u{1}#\"", 1);
+    std::fs::write(m.path("tokenizer.json"), broken).unwrap();
+    let e = load_err(&m.dir);
+    assert!(matches!(e, Error::Tokenizer { .. }), "{e:?}");
+    assert!(e.to_string().contains("malformed JSON"), "{e}");
+}
+
+#[test]
+fn tokenizer_json_that_makes_tokenizers_panic_is_an_error() {
+    // tokenizers 0.23 panics on these instead of returning an error
+    // (huggingface/tokenizers#2151); a load must not.
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 2] = [
+        (
+            "a template naming a special token it does not define",
+            |t| {
+                t["post_processor"]["special_tokens"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("[SEP]");
+            },
+        ),
+        ("a FixedLength pre-tokenizer of length 0", |t| {
+            t["pre_tokenizer"] = serde_json::json!({"type": "FixedLength", "length": 0});
+        }),
+    ];
+    for (i, (what, edit)) in cases.into_iter().enumerate() {
+        let m = ScratchModel::copy_of("bert-l2-h32", &format!("tokenizers-panic-{i}"));
+        edit_tokenizer(&m, edit);
+        match CrossEncoder::from_dir(&m.dir) {
+            // Refused at load, or at the first text that reaches the panic.
+            Err(e) => assert!(matches!(e, Error::Tokenizer { .. }), "{what}: {e:?}"),
+            Ok(model) => {
+                let e = model.predict(&[("a query", "a document")]).unwrap_err();
+                assert!(matches!(e, Error::Tokenizer { .. }), "{what}: {e:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn max_length_below_a_single_text_template_is_refused_not_a_panic() {
+    // A template that adds more around a single text (7) than around a pair
+    // (3): tokenizers would subtract 7 from a max length of 5.
+    let m = ScratchModel::copy_of("bert-l2-h32", "long-single-template");
+    edit_tokenizer(&m, |t| {
+        let sep = serde_json::json!({"SpecialToken": {"id": "[SEP]", "type_id": 0}});
+        let single = t["post_processor"]["single"].as_array_mut().unwrap();
+        single.extend(std::iter::repeat_n(sep, 5));
+    });
+    let e = CrossEncoder::builder()
+        .max_length(5)
+        .build(&m.dir)
+        .err()
+        .expect("max_length 5 refused");
+    assert!(e.to_string().contains("at least 8"), "{e}");
+    CrossEncoder::builder().max_length(8).build(&m.dir).unwrap();
+}

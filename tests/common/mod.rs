@@ -143,15 +143,26 @@ impl ScratchModel {
         let dir = std::env::temp_dir().join(format!("crossenc-test-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        for entry in std::fs::read_dir(fixture_dir(fixture)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
-        }
+        copy_dir(&fixture_dir(fixture), &dir);
         ScratchModel { dir }
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.join(file)
+    }
+}
+
+/// Copies `from` into `to` with its subfolders (sentence-transformers' `1_Pooling/`).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 

@@ -3,13 +3,14 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
 mod bench;
+mod input;
+mod progress;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use crossenc::{Builder, CrossEncoder, LongDocs, Precision, Progress, ScoreActivation, Truncation};
+use crossenc::{Builder, CrossEncoder, LongDocs, Precision, ScoreActivation, Truncation};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -360,66 +361,18 @@ fn finite_f32(s: &str) -> std::result::Result<f32, String> {
     }
 }
 
-/// The input's non-blank lines with their 1-based line numbers, checked as UTF-8.
-fn read_lines(input: Option<&Path>) -> Result<Vec<(usize, String)>> {
-    let reader: Box<dyn BufRead> = match input {
+/// The input file, or stdin.
+fn open(input: Option<&Path>) -> Result<Box<dyn BufRead>> {
+    Ok(match input {
         Some(path) => Box::new(std::io::BufReader::new(
             std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
         )),
         None => Box::new(std::io::stdin().lock()),
-    };
-    let mut lines = Vec::new();
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line_no = i + 1;
-        let bytes = line.context("cannot read the input")?;
-        let text = String::from_utf8(bytes)
-            .map_err(|e| anyhow::anyhow!("line {line_no}: not valid UTF-8 ({e})"))?;
-        let text = text.strip_suffix('\r').unwrap_or(&text);
-        // A byte-order mark some editors write at the start of a file.
-        let text = if line_no == 1 {
-            text.strip_prefix('\u{feff}').unwrap_or(text)
-        } else {
-            text
-        }
-        .to_string();
-        if !text.trim().is_empty() {
-            lines.push((line_no, text));
-        }
-    }
-    Ok(lines)
-}
-
-fn parse_object(line_no: usize, line: &str, what: &str) -> Result<serde_json::Map<String, Value>> {
-    match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => bail!("line {line_no}: expected a JSON object {what}"),
-        Err(e) => bail!("line {line_no}: malformed JSON ({e}); expected {what}"),
-    }
-}
-
-fn string_field(
-    map: &serde_json::Map<String, Value>,
-    key: &str,
-    line_no: usize,
-    what: &str,
-) -> Result<String> {
-    match map.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => bail!("line {line_no}: `{key}` must be a string; expected {what}"),
-        None => bail!("line {line_no}: missing `{key}`; expected {what}"),
-    }
+    })
 }
 
 fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
-    const WHAT: &str = r#"{"query": string, "document": string}"#;
-    let mut pairs = Vec::new();
-    for (line_no, line) in read_lines(input)? {
-        let map = parse_object(line_no, &line, WHAT)?;
-        pairs.push((
-            string_field(&map, "query", line_no, WHAT)?,
-            string_field(&map, "document", line_no, WHAT)?,
-        ));
-    }
+    let pairs = input::pairs(open(input)?)?;
     if pairs.is_empty() {
         // A retriever that found nothing is not an error: nothing to score, nothing written.
         return Ok(());
@@ -430,7 +383,7 @@ fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
     // reader downstream sees results while the rest is scored.
     let mut out = std::io::LineWriter::new(std::io::stdout());
     let mut written: std::io::Result<()> = Ok(());
-    let mut bar = ProgressBar::new("pairs");
+    let mut bar = progress::Reporter::new("pairs", args.run.verbose);
     model.predict_each(
         &pairs,
         |p| bar.update(p),
@@ -484,25 +437,7 @@ fn rerank(
     input: Option<&Path>,
     options: &RerankOptions,
 ) -> Result<()> {
-    const WHAT: &str = r#"{"text": string, ...any other fields}"#;
-    let mut docs: Vec<serde_json::Map<String, Value>> = Vec::new();
-    for (line_no, line) in read_lines(input)? {
-        let doc = match options.format {
-            Format::Lines => {
-                serde_json::Map::from_iter([("text".to_string(), Value::String(line))])
-            }
-            Format::Jsonl => {
-                let map = parse_object(line_no, &line, WHAT).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{e} (use --format lines for plain text, one document per line)"
-                    )
-                })?;
-                string_field(&map, "text", line_no, WHAT)?;
-                map
-            }
-        };
-        docs.push(doc);
-    }
+    let docs = input::documents(open(input)?, options.format == Format::Lines)?;
     if docs.is_empty() {
         return Ok(());
     }
@@ -566,7 +501,7 @@ fn score_documents(
         });
     }
     let pairs: Vec<(&str, &str)> = texts.iter().map(|t| (query, *t)).collect();
-    let mut bar = ProgressBar::new("documents");
+    let mut bar = progress::Reporter::new("documents", args.run.verbose);
     let predictions = model.predict_all_with_progress(&pairs, |p| bar.update(p))?;
     bar.finish();
     Ok(predictions)
@@ -637,12 +572,7 @@ fn resolve_model(model: &str, revision: Option<String>) -> Result<PathBuf> {
 }
 
 fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunArgs) -> Result<()> {
-    const WHAT: &str = r#"{"text": string}"#;
-    let mut texts = Vec::new();
-    for (line_no, line) in read_lines(input)? {
-        let map = parse_object(line_no, &line, WHAT)?;
-        texts.push(string_field(&map, "text", line_no, WHAT)?);
-    }
+    let texts = input::texts(open(input)?)?;
     if texts.is_empty() {
         return Ok(());
     }
@@ -666,7 +596,7 @@ fn embed(model: &str, revision: Option<String>, input: Option<&Path>, run: &RunA
     // flat however many texts there are.
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut written: std::io::Result<()> = Ok(());
-    let mut bar = ProgressBar::new("texts");
+    let mut bar = progress::Reporter::new("texts", run.verbose);
     embedder.embed_each(
         &texts,
         |p| bar.update(p),
@@ -745,48 +675,4 @@ struct ScoreLine<'a> {
     /// Windows the document was scored in, when more than one.
     #[serde(skip_serializing_if = "Option::is_none")]
     windows: Option<usize>,
-}
-
-/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
-struct ProgressBar {
-    unit: &'static str,
-    start: Instant,
-    enabled: bool,
-    drawn: bool,
-}
-
-impl ProgressBar {
-    fn new(unit: &'static str) -> ProgressBar {
-        ProgressBar {
-            unit,
-            start: Instant::now(),
-            enabled: std::io::stderr().is_terminal(),
-            drawn: false,
-        }
-    }
-
-    fn update(&mut self, p: Progress) {
-        if !self.enabled || (p.done == p.total && !self.drawn) {
-            return; // one batch: nothing worth drawing
-        }
-        const WIDTH: usize = 30;
-        let filled = WIDTH * p.done / p.total.max(1);
-        let rate = p.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-        eprint!(
-            "\r[{}{}] {}/{} {} ({:.1}/s)",
-            "=".repeat(filled),
-            " ".repeat(WIDTH - filled),
-            p.done,
-            p.total,
-            self.unit,
-            rate
-        );
-        self.drawn = true;
-    }
-
-    fn finish(&mut self) {
-        if self.drawn {
-            eprintln!();
-        }
-    }
 }
