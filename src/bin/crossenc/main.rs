@@ -1,6 +1,6 @@
 //! The `crossenc` command-line tool: argument parsing and output formatting only.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -558,7 +558,7 @@ fn resolve_model(model: &str, revision: Option<String>) -> Result<PathBuf> {
     {
         let options = crossenc::hub::HubOptions {
             revision,
-            progress: std::io::stderr().is_terminal(),
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         };
         Ok(crossenc::hub::resolve(model, &options)?)
     }
