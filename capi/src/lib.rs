@@ -645,6 +645,9 @@ pub unsafe extern "C" fn crossenc_string_free(s: *mut c_char) {
 }
 
 #[cfg(test)]
+mod c_api_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -60,7 +60,7 @@ static void expect_error(int line, int got, int code, char *err, const char *wan
 
 /* Pairs of tests/data/fixtures/bert-l2-h32/reference.json (written with PyTorch and
  * sentence-transformers by tools/make_fixtures.py): pairs 0, 1, 2, 6, 7, 8 and 15.
- * capi/tests/capi.rs checks that this table still matches that file. */
+ * capi/src/c_api_tests.rs checks that this table still matches that file. */
 struct Reference {
     const char *query;
     const char *document;

@@ -1,4 +1,5 @@
-//! The C ABI called from Rust, as C calls it: scores equal to the crate's
+//! The C ABI called from Rust (unit tests: the crate builds no rlib, whose
+//! name would collide with the engine's `libcrossenc.rlib`), as C calls it: scores equal to the crate's
 //! own (bit for bit) and PyTorch's (within 1e-4), ranking order, and every
 //! error path's code and message.
 
@@ -6,7 +7,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::path::PathBuf;
 use std::ptr::{null, null_mut};
 
-use crossenc::*;
+use crate::*;
 use serde_json::Value;
 
 /// Our kernels sum in another order than PyTorch's (tests/parity.rs argues
