@@ -85,7 +85,10 @@ pub use cross_encoder::{
 pub use crossenc_kernels::Isa;
 pub use embedder::{Encoder, EncoderOutput, Pooling, SentenceEmbedder};
 pub use error::{Error, Result};
-pub use load::{Builder, Precision, DEFAULT_BATCH_SIZE, DEFAULT_TOKEN_BUDGET};
+pub use load::{
+    check_folder as check_model_folder, Builder, Precision, DEFAULT_BATCH_SIZE,
+    DEFAULT_TOKEN_BUDGET,
+};
 pub use model::{PackedBatch, Scratch};
 pub use runner::Progress;
 pub use tokenize::{EncodedPair, Truncation};

@@ -263,8 +263,16 @@ impl ModelFolder {
 
 /// Refuses what is not a model folder, each with its own message: a missing
 /// folder, a file (e.g. the folder's config.json), and a folder with PyTorch
-/// pickles but no safetensors.
-pub(crate) fn check_folder(dir: &Path) -> Result<()> {
+/// pickles but no safetensors. Every builder checks this first; a program
+/// that reads files of the folder itself before building can call it to get
+/// the same messages.
+///
+/// ```
+/// let err = crossenc::check_model_folder("tests/data/fixtures/bert-l2-h32/config.json".as_ref())
+///     .unwrap_err();
+/// assert!(err.to_string().contains("is a file"));
+/// ```
+pub fn check_folder(dir: &Path) -> Result<()> {
     if dir.is_file() {
         return Err(Error::ModelPath {
             path: dir.to_path_buf(),

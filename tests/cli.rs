@@ -3,13 +3,13 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use common::{fixture_dir, reference};
 use serde_json::Value;
 
 fn crossenc(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crossenc"))
+    let mut child = common::crossenc_command()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -264,7 +264,7 @@ fn model_errors_exit_non_zero_with_a_message() {
 #[test]
 fn unknown_isa_is_a_clear_error() {
     let dir = fixture_dir("bert-l2-h32");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crossenc"))
+    let mut child = common::crossenc_command()
         .args(["score", "--model", dir.to_str().unwrap()])
         .env("CROSSENC_ISA", "sse9")
         .stdin(Stdio::piped())
@@ -539,7 +539,7 @@ fn closed_stdout_ends_quietly() {
     let input: String = (0..2000)
         .map(|i| format!("{{\"query\": \"q{i}\", \"document\": \"document {i}\"}}\n"))
         .collect();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_crossenc"))
+    let mut child = common::crossenc_command()
         .args([
             "score",
             "--model",

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -183,7 +183,7 @@ fn crossenc(
     env: &[(&str, &str)],
     stdin: &[u8],
 ) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_crossenc"));
+    let mut cmd = common::crossenc_command();
     cmd.args(args)
         .env("HF_ENDPOINT", endpoint)
         .env("HF_HUB_CACHE", cache)

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{data_dir, max_abs_diff, read_tensors, real_model_dir};
+use common::{data_dir, emulated, max_abs_diff, read_tensors, real_model_dir};
 use crossenc::Encoder;
 use serde_json::Value;
 
@@ -44,9 +44,30 @@ fn check(dir: &std::path::Path, name: &str, min_texts: usize, min_pairs: usize) 
     let encoder = Encoder::from_dir(dir, Some(max_length)).unwrap();
     assert_eq!(encoder.config().hidden_size, 384);
 
-    let inputs = json["inputs"].as_array().unwrap();
+    let all = json["inputs"].as_array().unwrap();
+    // Under an emulator (~100x slower) a handful of inputs: the first 3 texts
+    // and the first 2 pairs (the references are indexed, so any subset checks).
+    let inputs: Vec<&Value> = if emulated() {
+        let (mut texts, mut pairs) = (0, 0);
+        let kept: Vec<&Value> = all
+            .iter()
+            .filter(|i| {
+                let n = if i.get("text").is_some() {
+                    &mut texts
+                } else {
+                    &mut pairs
+                };
+                *n += 1;
+                *n <= if i.get("text").is_some() { 3 } else { 2 }
+            })
+            .collect();
+        eprintln!("emulated: {name}: {} of {} inputs", kept.len(), all.len());
+        kept
+    } else {
+        all.iter().collect()
+    };
     let (mut texts, mut pairs) = (Vec::new(), Vec::new());
-    for input in inputs {
+    for input in &inputs {
         match input.get("text") {
             Some(t) => texts.push(t.as_str().unwrap()),
             None => pairs.push((
@@ -55,7 +76,7 @@ fn check(dir: &std::path::Path, name: &str, min_texts: usize, min_pairs: usize) 
             )),
         }
     }
-    assert!(texts.len() >= min_texts && pairs.len() >= min_pairs);
+    assert!(emulated() || (texts.len() >= min_texts && pairs.len() >= min_pairs));
     let mut outputs = encoder.encode_texts(&texts).unwrap();
     outputs.extend(encoder.encode_pairs(&pairs).unwrap());
     // The reference lists texts first, then pairs; keep that order.
@@ -63,8 +84,10 @@ fn check(dir: &std::path::Path, name: &str, min_texts: usize, min_pairs: usize) 
         .iter()
         .filter(|i| i.get("text").is_some())
         .chain(inputs.iter().filter(|i| i.get("text").is_none()))
+        .copied()
         .collect();
-    let index_of = |want: &Value| inputs.iter().position(|i| std::ptr::eq(i, want)).unwrap();
+    // The index in the whole reference, which names its tensors.
+    let index_of = |want: &Value| all.iter().position(|i| std::ptr::eq(i, want)).unwrap();
 
     assert_eq!(outputs.len(), ordered.len(), "one output per input");
     let (mut worst_hidden, mut worst_pooler) = (0.0f32, 0.0f32);

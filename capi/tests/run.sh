@@ -70,6 +70,14 @@ fi
 grep -q "not found" "$out/rerank.err" || { cat "$out/rerank.err" >&2; exit 1; }
 echo "ok: missing model -> $(cat "$out/rerank.err")"
 
+step "the README's C++ example (its first cpp block) compiles and runs"
+awk '/^```cpp$/ {on = 1; next} on && /^```$/ {exit} on {print}' README.md >"$out/readme.cpp"
+[ -s "$out/readme.cpp" ] || { echo "no \`\`\`cpp block in README.md" >&2; exit 1; }
+c++ -std=c++17 "${warn[@]}" -Icapi/include "$out/readme.cpp" \
+    target/release/libcrossenc.a "${libs[@]}" -o "$out/readme"
+"$out/readme" | tee "$out/readme.txt"
+[ "$(wc -l <"$out/readme.txt")" -eq 2 ] || { echo "README example: want 2 lines" >&2; exit 1; }
+
 if [ "$aarch64" = 1 ]; then
     target=aarch64-unknown-linux-gnu
     step "aarch64: toolchain ($target, aarch64-linux-gnu-gcc, qemu-aarch64)"

@@ -220,3 +220,47 @@ fn found_or_skip(dir: PathBuf, how: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// The emulator this test binary runs under, if any: the cargo runner set for
+/// a target of this architecture (`CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=
+/// "qemu-aarch64 -cpu max"`, as .ci/run sets), or `CROSSENC_TEST_RUNNER`. A
+/// binary the tests start (the CLI) must go through it too: without binfmt
+/// support the kernel cannot execute a foreign binary ("Exec format error").
+pub fn runner() -> Option<Vec<String>> {
+    let words = |s: String| -> Option<Vec<String>> {
+        let w: Vec<String> = s.split_whitespace().map(str::to_owned).collect();
+        (!w.is_empty()).then_some(w)
+    };
+    if let Ok(runner) = std::env::var("CROSSENC_TEST_RUNNER") {
+        return words(runner);
+    }
+    let arch = std::env::consts::ARCH.to_ascii_uppercase();
+    std::env::vars()
+        .filter(|(key, _)| {
+            key.starts_with(&format!("CARGO_TARGET_{arch}_")) && key.ends_with("_RUNNER")
+        })
+        .find_map(|(_, value)| words(value))
+}
+
+/// Whether the tests run under an emulator (~100x slower): slow loops then do
+/// fewer rounds, and say so on stderr.
+pub fn emulated() -> bool {
+    runner().is_some()
+}
+
+/// A `Command` for the `crossenc` binary built with these tests, through the
+/// emulator when there is one.
+pub fn crossenc_command() -> std::process::Command {
+    // option_env: `common` is in every test binary, built with or without the CLI.
+    let Some(exe) = option_env!("CARGO_BIN_EXE_crossenc") else {
+        panic!("this test needs the crossenc binary (feature cli)");
+    };
+    match runner() {
+        Some(words) => {
+            let mut cmd = std::process::Command::new(&words[0]);
+            cmd.args(&words[1..]).arg(exe);
+            cmd
+        }
+        None => std::process::Command::new(exe),
+    }
+}

@@ -567,7 +567,9 @@ fn resolve_model(model: &str, revision: Option<String>) -> Result<PathBuf> {
         if revision.is_some() {
             bail!("--revision needs the `hub` feature (this build has none)");
         }
-        Ok(PathBuf::from(model))
+        let dir = PathBuf::from(model);
+        crossenc::check_model_folder(&dir)?;
+        Ok(dir)
     }
 }
 
