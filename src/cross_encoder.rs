@@ -83,6 +83,9 @@ pub struct Prediction {
     /// Windows the document was scored in (1 unless long documents are
     /// windowed and this one did not fit).
     pub windows: usize,
+    /// Tokens the model read for this pair, special tokens included, summed
+    /// over its windows (what reranking APIs bill as input tokens).
+    pub tokens: usize,
 }
 
 /// A document's place in a ranking.
@@ -320,6 +323,7 @@ impl CrossEncoder {
                     logits,
                     truncated: windows.iter().any(|w| w.truncated),
                     windows: windows.len(),
+                    tokens: windows.iter().map(|w| w.input_ids.len()).sum(),
                 };
                 each(i, prediction);
                 Ok(())

@@ -123,6 +123,11 @@ pub enum Error {
     Isa(crossenc_kernels::IsaError),
     /// The thread pool could not be built.
     ThreadPool(String),
+    /// The HTTP server could not start or stopped with an error.
+    Server {
+        /// What went wrong.
+        message: String,
+    },
     /// A hub model could not be resolved to a local folder.
     Hub {
         /// The model id.
@@ -138,6 +143,7 @@ impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::Server { message } => write!(f, "server: {message}"),
             Error::MissingFile { path } => write!(
                 f,
                 "{} not found (a model folder holds config.json, model.safetensors and tokenizer.json, as Hugging Face's save_pretrained writes them)",

@@ -75,6 +75,8 @@ pub mod hub;
 mod load;
 mod model;
 mod runner;
+#[cfg(feature = "server")]
+pub mod serve;
 mod tokenize;
 mod weights;
 

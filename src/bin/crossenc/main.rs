@@ -87,6 +87,46 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// An HTTP reranking server: TEI's /rerank and /predict, Cohere/Jina's /v1/rerank and
+    /// /v2/rerank, /health, /info, /metrics. Stops on SIGTERM or Ctrl-C after answering what is
+    /// in flight.
+    #[cfg(feature = "server")]
+    Serve(Box<ServeArgs>),
+}
+
+#[cfg(feature = "server")]
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Address to listen on (0.0.0.0 to accept other hosts).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port (0: any free port; the startup line names it).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Estimated tokens of queued requests scored together in one model call.
+    #[arg(long, default_value_t = 16384, value_parser = positive_usize)]
+    max_batch_tokens: usize,
+    /// Texts (or pairs) one request may send; more is a 413.
+    #[arg(long, default_value_t = 1000, value_parser = positive_usize)]
+    max_client_batch_size: usize,
+    /// Requests served at once; past it, 429.
+    #[arg(long, default_value_t = 512, value_parser = positive_usize)]
+    max_concurrent_requests: usize,
+    /// Largest request body in bytes; past it, 413.
+    #[arg(long, default_value_t = 2_000_000, value_parser = positive_usize)]
+    payload_limit: usize,
+    /// Seconds a request may take, reading its body included; past it, 408.
+    #[arg(long, default_value_t = 60, value_parser = positive_usize)]
+    request_timeout: usize,
+    /// Require `Authorization: Bearer KEY` on every endpoint but /health (or set CROSSENC_API_KEY).
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Refuse over-long inputs (422) unless a request says `"truncate": true`, as TEI does;
+    /// by default they are truncated.
+    #[arg(long)]
+    no_truncate: bool,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +159,25 @@ enum BenchCommand {
         /// Print the workload's pairs as JSON Lines and exit (for tools/compare_peers.py).
         #[arg(long)]
         dump_pairs: bool,
+    },
+    /// `crossenc serve` on loopback under a bounded load of seed20 `/rerank` requests, beside
+    /// the same model in process: requests/s, pairs/s, p50/p95/p99 per concurrency, peak RSS.
+    #[cfg(feature = "server")]
+    Serve {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Concurrent clients, one row each.
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        concurrency: Vec<usize>,
+        /// Time limit per row, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Request limit per row.
+        #[arg(long, default_value_t = 2000)]
+        max_requests: usize,
+        /// One JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -260,6 +319,8 @@ fn main() -> ExitCode {
             rerank(&model, &query, input.as_deref(), &options)
         }
         Command::Bench { what } => bench(what),
+        #[cfg(feature = "server")]
+        Command::Serve(args) => serve(*args),
         Command::Embed {
             model,
             revision,
@@ -369,6 +430,46 @@ fn open(input: Option<&Path>) -> Result<Box<dyn BufRead>> {
         )),
         None => Box::new(std::io::stdin().lock()),
     })
+}
+
+#[cfg(feature = "server")]
+fn serve(args: ServeArgs) -> Result<()> {
+    let model = load(&args.model)?;
+    let api_key = args
+        .api_key
+        .or_else(|| std::env::var("CROSSENC_API_KEY").ok())
+        .filter(|k| !k.is_empty());
+    let options = crossenc::serve::ServeOptions {
+        host: args.host,
+        port: args.port,
+        max_batch_tokens: args.max_batch_tokens,
+        max_client_batch_size: args.max_client_batch_size,
+        max_concurrent_requests: args.max_concurrent_requests,
+        payload_limit: args.payload_limit,
+        request_timeout: std::time::Duration::from_secs(args.request_timeout as u64),
+        api_key,
+        model_id: args.model.model.clone(),
+        truncate: !args.no_truncate,
+    };
+    let auth = if options.api_key.is_some() {
+        "; API key required"
+    } else {
+        ""
+    };
+    let about = format!(
+        "model {}, precision {}, kernels {}{auth}",
+        args.model.model,
+        model.precision().name(),
+        model.kernel_path()
+    );
+    let server = crossenc::serve::Server::start(model, options)?;
+    eprintln!(
+        "crossenc serve: listening on http://{} ({about})",
+        server.addr()
+    );
+    server.run_until_signal()?;
+    eprintln!("crossenc serve: stopped");
+    Ok(())
 }
 
 fn score(args: &ModelArgs, input: Option<&Path>) -> Result<()> {
@@ -653,6 +754,17 @@ fn bench(what: BenchCommand) -> Result<()> {
             }
             let model = load(&model)?;
             bench::model::run(&model, &names, runs, json, &mut out)?;
+        }
+        #[cfg(feature = "server")]
+        BenchCommand::Serve {
+            model,
+            concurrency,
+            seconds,
+            max_requests,
+            json,
+        } => {
+            let model = load(&model)?;
+            bench::serve::run(model, &concurrency, seconds, max_requests, json, &mut out)?;
         }
     }
     Ok(())

@@ -4,4 +4,6 @@
 pub mod gemm;
 pub mod model;
 pub mod peak_loop;
+#[cfg(feature = "server")]
+pub mod serve;
 pub mod workloads;
