@@ -652,3 +652,62 @@ fn sigterm_finishes_requests_in_flight_and_exits_zero() {
     // And it no longer listens.
     assert!(TcpStream::connect(addr).is_err());
 }
+
+#[test]
+fn embed_serves_sentence_transformers_folders() {
+    // st-mean normalizes (modules.json lists Normalize); st-cls does not.
+    for (fixture, normalizes) in [("st-mean", true), ("st-cls", false)] {
+        let dir = fixture_dir(fixture);
+        let embedder = crossenc::SentenceEmbedder::from_dir(&dir, None).unwrap();
+        assert_eq!(embedder.normalize(), normalizes);
+        let texts = ["Paris is the capital of France", "Berlin is in Germany"];
+        let want = embedder.embed(&texts).unwrap();
+        let server = Server::start_embedder(
+            crossenc::SentenceEmbedder::from_dir(&dir, None).unwrap(),
+            ServeOptions {
+                port: 0,
+                ..ServeOptions::default()
+            },
+        )
+        .unwrap();
+        let addr = server.addr();
+        let floats = |v: &Value| -> Vec<Vec<f32>> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    e.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap() as f32)
+                        .collect()
+                })
+                .collect()
+        };
+        // normalize: false -> exactly the library's (and `crossenc embed`'s) vectors.
+        let raw = post(
+            addr,
+            "/embed",
+            &json!({"inputs": texts, "normalize": false}),
+        );
+        assert_eq!(raw.status, 200, "{}", raw.body);
+        assert_eq!(floats(&raw.json()), want, "{fixture}");
+        // TEI's default, normalize: true -> unit vectors.
+        let one = floats(&post(addr, "/embed", &json!({"inputs": texts[0]})).json());
+        assert_eq!(one.len(), 1);
+        let norm = one[0].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{fixture}: norm {norm}");
+        if normalizes {
+            assert_eq!(one[0], want[0]);
+        }
+        assert_eq!(get(addr, "/info").json()["model_type"], "embedding");
+        post(addr, "/rerank", &json!({"query": "q", "texts": ["a"]}))
+            .assert_error(404, "not_found");
+        post(addr, "/embed", &json!({"inputs": []})).assert_error(422, "validation");
+        server.shutdown().unwrap();
+    }
+    // And a reranker has no /embed.
+    let server = start(ServeOptions::default());
+    post(server.addr(), "/embed", &json!({"inputs": "a"})).assert_error(404, "not_found");
+    server.shutdown().unwrap();
+}

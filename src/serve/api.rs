@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::App;
+use super::batcher::{Input, Output};
+use super::{App, Served};
 use crate::{Error, Prediction};
 
 /// A failed request: its status and message.
@@ -112,9 +113,9 @@ impl App {
         Ok(())
     }
 
-    /// Scores `pairs` through the batcher.
-    async fn predict(&self, pairs: Vec<(String, String)>) -> Result<Vec<Prediction>, ApiError> {
-        let receiver = self.batcher.submit(pairs, self.model.max_length());
+    /// Runs `input` through the batcher.
+    async fn run(&self, input: Input) -> Result<Output, ApiError> {
+        let receiver = self.batcher.submit(input, self.model.max_length());
         match receiver.await {
             Ok(result) => result.map_err(model_error),
             Err(_) => Err(ApiError::new(
@@ -122,6 +123,14 @@ impl App {
                 "unhealthy",
                 "the server is shutting down",
             )),
+        }
+    }
+
+    /// Scores `pairs` through the batcher.
+    async fn predict(&self, pairs: Vec<(String, String)>) -> Result<Vec<Prediction>, ApiError> {
+        match self.run(Input::Pairs(pairs)).await? {
+            Output::Predictions(p) => Ok(p),
+            Output::Embeddings(_) => unreachable!("a reranker answers pairs with predictions"),
         }
     }
 
@@ -351,10 +360,11 @@ pub(crate) async fn predict(
         PredictInputs::One(pair) => (vec![pair], true),
         PredictInputs::Many(pairs) => (pairs, false),
     };
+    let model = app.reranker()?;
     app.check_count(pairs.len(), "inputs")?;
     let predictions = app.predict(pairs).await?;
     app.check_truncation(&predictions, req.truncate.unwrap_or(app.options.truncate))?;
-    let labels = app.model.labels();
+    let labels = model.labels();
     let per_pair: Vec<Vec<LabelScore<'_>>> = predictions
         .iter()
         .map(|p| {
@@ -382,26 +392,104 @@ pub(crate) async fn health() -> Response {
 
 /// `GET /info`: the model and the limits.
 pub(crate) async fn info(State(app): State<Arc<App>>) -> Response {
-    let m = &app.model;
     let o = &app.options;
-    json_body(&json!({
+    let model = match &*app.model {
+        Served::Reranker(m) => json!({
+            "model_type": "reranker",
+            "precision": m.precision().name(),
+            "kernels": m.kernel_path(),
+            "threads": m.threads(),
+            "labels": m.labels(),
+            "max_input_length": m.max_length(),
+            "long_docs": m.long_docs().name(),
+            "activation": m.activation().name(),
+        }),
+        Served::Embedder(m) => json!({
+            "model_type": "embedding",
+            "precision": m.precision().name(),
+            "kernels": m.kernel_path(),
+            "max_input_length": m.max_length(),
+            "dimension": m.dimension(),
+            "normalize": m.normalize(),
+        }),
+    };
+    let mut info = json!({
         "model_id": o.model_id,
-        "model_type": "reranker",
         "version": env!("CARGO_PKG_VERSION"),
-        "precision": m.precision().name(),
-        "kernels": m.kernel_path(),
-        "threads": m.threads(),
-        "labels": m.labels(),
-        "max_input_length": m.max_length(),
-        "long_docs": m.long_docs().name(),
-        "activation": m.activation().name(),
         "max_batch_tokens": o.max_batch_tokens,
         "max_client_batch_size": o.max_client_batch_size,
         "max_concurrent_requests": o.max_concurrent_requests,
         "payload_limit": o.payload_limit,
         "request_timeout_secs": o.request_timeout.as_secs_f64(),
         "auth": o.api_key.is_some(),
-    }))
+    });
+    if let (Some(info), Some(model)) = (info.as_object_mut(), model.as_object()) {
+        info.extend(model.clone());
+    }
+    json_body(&info)
+}
+
+/// TEI's `/embed` input: one text or a list.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(crate) enum EmbedInputs {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Embed {
+    inputs: EmbedInputs,
+    #[serde(default)]
+    normalize: Option<bool>,
+    #[serde(default)]
+    truncate: Option<bool>,
+    #[serde(default)]
+    truncation_direction: Option<String>,
+    #[serde(default)]
+    prompt_name: Option<String>,
+}
+
+/// `POST /embed` (text-embeddings-inference): `[[f32, ...], ...]`, one
+/// embedding per input, as `crossenc embed` writes them. `normalize` (TEI's
+/// default true) L2-normalizes embeddings the model leaves unnormalized; a
+/// model whose modules.json normalizes always does.
+pub(crate) async fn embed(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: Embed = parse(body)?;
+    let model = app.embedder()?;
+    if let Some(direction) = req.truncation_direction.as_deref() {
+        if !direction.eq_ignore_ascii_case("right") {
+            return Err(ApiError::validation(format!(
+                "truncation_direction \"{direction}\" is not supported (only \"right\")"
+            )));
+        }
+    }
+    if req.prompt_name.is_some() {
+        return Err(ApiError::validation("prompt_name is not supported"));
+    }
+    let _ = req.truncate; // texts are cut at the max length, as `crossenc embed` does
+    let texts = match req.inputs {
+        EmbedInputs::One(t) => vec![t],
+        EmbedInputs::Many(t) => t,
+    };
+    app.check_count(texts.len(), "inputs")?;
+    let mut embeddings = match app.run(Input::Texts(texts)).await? {
+        Output::Embeddings(e) => e,
+        Output::Predictions(_) => unreachable!("an embedder answers texts with embeddings"),
+    };
+    if req.normalize.unwrap_or(true) && !model.normalize() {
+        for e in &mut embeddings {
+            let norm = e.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if norm > 0.0 {
+                e.iter_mut().for_each(|x| *x /= norm);
+            }
+        }
+    }
+    Ok(json_body(&embeddings))
 }
 
 /// `GET /metrics`: Prometheus text.
@@ -418,6 +506,6 @@ pub(crate) async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such endpoint (POST /rerank, /v1/rerank, /v2/rerank, /predict; GET /health, /info, /metrics)",
+        "no such endpoint (POST /rerank, /v1/rerank, /v2/rerank, /predict, /embed; GET /health, /info, /metrics)",
     )
 }

@@ -1,5 +1,5 @@
-//! Dynamic batching: pairs from concurrent requests share one
-//! [`CrossEncoder::predict_all`] call, up to a token budget.
+//! Dynamic batching: pairs (or texts) from concurrent requests share one
+//! model call (`predict_all`, or `embed`), up to a token budget.
 //!
 //! Requests queue here as jobs; one thread (off the async workers) takes
 //! every queued job whose estimated tokens fit the budget and scores them
@@ -17,16 +17,40 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
-use crate::{CrossEncoder, Error, Prediction, Result};
+use super::Served;
+use crate::{Error, Prediction, Result};
 
-/// One request's pairs and where its predictions go.
+/// What a request asks the model for.
+pub(crate) enum Input {
+    /// (query, document) pairs, for a reranker.
+    Pairs(Vec<(String, String)>),
+    /// Texts, for an embedder.
+    Texts(Vec<String>),
+}
+
+impl Input {
+    fn len(&self) -> usize {
+        match self {
+            Input::Pairs(p) => p.len(),
+            Input::Texts(t) => t.len(),
+        }
+    }
+}
+
+/// What the model answers, one entry per input item.
+pub(crate) enum Output {
+    Predictions(Vec<Prediction>),
+    Embeddings(Vec<Vec<f32>>),
+}
+
+/// One request's input and where its output goes.
 struct Job {
-    pairs: Vec<(String, String)>,
+    input: Input,
     /// Tokens the pairs will take, estimated from their bytes (the model
     /// cuts each pair at its max length).
     tokens: usize,
     enqueued: Instant,
-    reply: oneshot::Sender<Result<Vec<Prediction>>>,
+    reply: oneshot::Sender<Result<Output>>,
 }
 
 #[derive(Default)]
@@ -60,11 +84,7 @@ impl Batcher {
     /// Starts the batching thread for `model`, taking up to `max_tokens`
     /// estimated tokens of queued requests per call (always at least one
     /// request).
-    pub(crate) fn start(
-        model: Arc<CrossEncoder>,
-        max_tokens: usize,
-        metrics: Arc<Metrics>,
-    ) -> Batcher {
+    pub(crate) fn start(model: Arc<Served>, max_tokens: usize, metrics: Arc<Metrics>) -> Batcher {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
@@ -83,21 +103,27 @@ impl Batcher {
         }
     }
 
-    /// Queues `pairs` (non-empty) and returns where their predictions, in
-    /// order, will arrive.
+    /// Queues `input` (non-empty) and returns where its output, in order,
+    /// will arrive.
     pub(crate) fn submit(
         &self,
-        pairs: Vec<(String, String)>,
+        input: Input,
         max_length: usize,
-    ) -> oneshot::Receiver<Result<Vec<Prediction>>> {
+    ) -> oneshot::Receiver<Result<Output>> {
         let (reply, receiver) = oneshot::channel();
-        let tokens = pairs
-            .iter()
-            .map(|(q, d)| estimate_tokens(q, d, max_length))
-            .sum();
+        let tokens = match &input {
+            Input::Pairs(pairs) => pairs
+                .iter()
+                .map(|(q, d)| estimate_tokens(q, d, max_length))
+                .sum(),
+            Input::Texts(texts) => texts
+                .iter()
+                .map(|t| estimate_tokens(t, "", max_length))
+                .sum(),
+        };
         let mut queue = self.shared.lock();
         queue.jobs.push_back(Job {
-            pairs,
+            input,
             tokens,
             enqueued: Instant::now(),
             reply,
@@ -134,7 +160,7 @@ fn estimate_tokens(query: &str, document: &str, max_length: usize) -> usize {
     ((query.len() + document.len()) / 4 + 3).min(max_length)
 }
 
-fn run(model: &CrossEncoder, shared: &Shared, max_tokens: usize, metrics: &Metrics) {
+fn run(model: &Served, shared: &Shared, max_tokens: usize, metrics: &Metrics) {
     loop {
         let jobs = {
             let mut queue = shared.lock();
@@ -172,25 +198,44 @@ fn run(model: &CrossEncoder, shared: &Shared, max_tokens: usize, metrics: &Metri
     }
 }
 
-/// Scores the jobs in one call and hands each its predictions. When the
-/// call fails (one pair's query too long for `only_second`, say), each job
-/// is retried alone so that one bad request cannot fail the others.
-fn compute(model: &CrossEncoder, jobs: Vec<Job>, metrics: &Metrics) {
-    let pairs: Vec<(&str, &str)> = jobs
-        .iter()
-        .flat_map(|j| j.pairs.iter().map(|(q, d)| (q.as_str(), d.as_str())))
-        .collect();
+/// Runs the jobs in one model call and hands each its part of the output.
+/// When the call fails (one pair's query too long for `only_second`, say),
+/// each job is retried alone so that one bad request cannot fail the others.
+fn compute(model: &Served, jobs: Vec<Job>, metrics: &Metrics) {
+    let lengths: Vec<usize> = jobs.iter().map(|j| j.input.len()).collect();
     let start = Instant::now();
-    let result = predict(model, &pairs);
-    metrics.observe_inference(start.elapsed());
-    match result {
-        Ok(mut predictions) => {
+    let result = guarded(|| match model {
+        Served::Reranker(m) => {
+            let pairs: Vec<(&str, &str)> = jobs
+                .iter()
+                .flat_map(|j| match &j.input {
+                    Input::Pairs(p) => p.iter().map(|(q, d)| (q.as_str(), d.as_str())).collect(),
+                    Input::Texts(_) => Vec::new(),
+                })
+                .collect();
+            let predictions = m.predict_all(&pairs)?;
             let tokens = predictions.iter().map(|p| p.tokens).sum();
             metrics.observe_batch(pairs.len(), tokens);
-            // Hand out from the back so each job's predictions split off in O(its length).
-            for job in jobs.into_iter().rev() {
-                let mine = predictions.split_off(predictions.len() - job.pairs.len());
-                let _ = job.reply.send(Ok(mine));
+            Ok(split(predictions, &lengths, Output::Predictions))
+        }
+        Served::Embedder(m) => {
+            let texts: Vec<&str> = jobs
+                .iter()
+                .flat_map(|j| match &j.input {
+                    Input::Texts(t) => t.iter().map(String::as_str).collect(),
+                    Input::Pairs(_) => Vec::new(),
+                })
+                .collect();
+            let embeddings = m.embed(&texts)?;
+            metrics.observe_batch(texts.len(), 0);
+            Ok(split(embeddings, &lengths, Output::Embeddings))
+        }
+    });
+    metrics.observe_inference(start.elapsed());
+    match result {
+        Ok(outputs) => {
+            for (job, output) in jobs.into_iter().zip(outputs) {
+                let _ = job.reply.send(Ok(output));
             }
         }
         Err(e) if jobs.len() == 1 => {
@@ -205,20 +250,28 @@ fn compute(model: &CrossEncoder, jobs: Vec<Job>, metrics: &Metrics) {
     }
 }
 
-/// `predict_all`, with a panic (a bug of ours) turned into an error for the
-/// requests in the call, so that the server keeps serving the next ones.
-fn predict(model: &CrossEncoder, pairs: &[(&str, &str)]) -> Result<Vec<Prediction>> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| model.predict_all(pairs)))
-        .unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            Err(Error::Server {
-                message: format!(
-                    "internal error while scoring (a bug, please report it): {message}"
-                ),
-            })
+/// `all` cut into consecutive parts of `lengths`, each wrapped by `wrap`.
+fn split<T>(mut all: Vec<T>, lengths: &[usize], wrap: fn(Vec<T>) -> Output) -> Vec<Output> {
+    let mut parts: Vec<Output> = lengths
+        .iter()
+        .rev()
+        .map(|&n| wrap(all.split_off(all.len() - n)))
+        .collect();
+    parts.reverse();
+    parts
+}
+
+/// `f`, with a panic (a bug of ours) turned into an error for the requests
+/// in the call, so that the server keeps serving the next ones.
+fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::Server {
+            message: format!("internal error while scoring (a bug, please report it): {message}"),
         })
+    })
 }

@@ -8,6 +8,8 @@
 //!   (`{"query", "documents", "top_n", "return_documents"}` -> `{"id",
 //!   "results": [{"index", "relevance_score", "document"?}], "meta", "usage"}`);
 //! - `POST /predict`: TEI's, for pairs and multi-label models;
+//! - `POST /embed`: TEI's, when the server runs a sentence-transformers
+//!   embedding model ([`Server::start_embedder`]) instead of a reranker;
 //! - `GET /health`, `GET /info`, `GET /metrics` (Prometheus text).
 //!
 //! Results are best first, equal scores in input order. Errors are JSON
@@ -49,7 +51,24 @@ use tokio::sync::oneshot;
 use self::api::ApiError;
 use self::batcher::Batcher;
 use self::metrics::Metrics;
-use crate::{CrossEncoder, Error, Result};
+use crate::{CrossEncoder, Error, Result, SentenceEmbedder};
+
+/// The model a server runs.
+// One per server, behind an Arc: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Served {
+    Reranker(CrossEncoder),
+    Embedder(SentenceEmbedder),
+}
+
+impl Served {
+    fn max_length(&self) -> usize {
+        match self {
+            Served::Reranker(m) => m.max_length(),
+            Served::Embedder(m) => m.max_length(),
+        }
+    }
+}
 
 /// How the server listens and what it accepts.
 #[derive(Clone, Debug)]
@@ -96,7 +115,7 @@ impl Default for ServeOptions {
 
 /// What every handler shares.
 pub(crate) struct App {
-    model: Arc<CrossEncoder>,
+    model: Arc<Served>,
     options: ServeOptions,
     batcher: Batcher,
     metrics: Arc<Metrics>,
@@ -111,11 +130,36 @@ impl App {
         format!("{:012x}-{n:08x}", self.started)
     }
 
+    /// The reranker, for the endpoints that need one.
+    fn reranker(&self) -> std::result::Result<&CrossEncoder, ApiError> {
+        match &*self.model {
+            Served::Reranker(m) => Ok(m),
+            Served::Embedder(_) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this server runs an embedding model: POST /embed",
+            )),
+        }
+    }
+
+    /// The embedder, for `/embed`.
+    fn embedder(&self) -> std::result::Result<&SentenceEmbedder, ApiError> {
+        match &*self.model {
+            Served::Embedder(m) => Ok(m),
+            Served::Reranker(_) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "this server runs a reranker: POST /rerank, /v1/rerank, /v2/rerank or /predict",
+            )),
+        }
+    }
+
     /// The rerank endpoints need one score per pair.
-    fn single_label(&self) -> std::result::Result<(), ApiError> {
-        let labels = self.model.config().num_labels();
+    fn single_label(&self) -> std::result::Result<&CrossEncoder, ApiError> {
+        let model = self.reranker()?;
+        let labels = model.config().num_labels();
         if labels == 1 {
-            Ok(())
+            Ok(model)
         } else {
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +182,16 @@ impl Server {
     /// its own until [`Server::shutdown`] (or a signal, with
     /// [`Server::run_until_signal`]).
     pub fn start(model: CrossEncoder, options: ServeOptions) -> Result<Server> {
+        Server::start_serving(Served::Reranker(model), options)
+    }
+
+    /// As [`Server::start`], for a sentence-transformers embedding model:
+    /// `POST /embed` (TEI's shape) instead of the rerank endpoints.
+    pub fn start_embedder(model: SentenceEmbedder, options: ServeOptions) -> Result<Server> {
+        Server::start_serving(Served::Embedder(model), options)
+    }
+
+    fn start_serving(model: Served, options: ServeOptions) -> Result<Server> {
         let server_error = |message: String| Error::Server { message };
         let listener =
             std::net::TcpListener::bind((options.host.as_str(), options.port)).map_err(|e| {
@@ -239,7 +293,7 @@ fn wait_for_signal() -> Result<()> {
 
 async fn serve(
     listener: std::net::TcpListener,
-    model: CrossEncoder,
+    model: Served,
     options: ServeOptions,
     stopped: oneshot::Receiver<()>,
 ) -> Result<()> {
@@ -269,6 +323,7 @@ async fn serve(
         .route("/v1/rerank", post(api::rerank_cohere))
         .route("/v2/rerank", post(api::rerank_cohere))
         .route("/predict", post(api::predict))
+        .route("/embed", post(api::embed))
         .route("/health", get(api::health))
         .route("/info", get(api::info))
         .route("/metrics", get(api::metrics))

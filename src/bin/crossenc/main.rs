@@ -434,12 +434,12 @@ fn open(input: Option<&Path>) -> Result<Box<dyn BufRead>> {
 
 #[cfg(feature = "server")]
 fn serve(args: ServeArgs) -> Result<()> {
-    let model = load(&args.model)?;
+    use crossenc::serve::{ServeOptions, Server};
     let api_key = args
         .api_key
         .or_else(|| std::env::var("CROSSENC_API_KEY").ok())
         .filter(|k| !k.is_empty());
-    let options = crossenc::serve::ServeOptions {
+    let options = ServeOptions {
         host: args.host,
         port: args.port,
         max_batch_tokens: args.max_batch_tokens,
@@ -456,13 +456,32 @@ fn serve(args: ServeArgs) -> Result<()> {
     } else {
         ""
     };
-    let about = format!(
-        "model {}, precision {}, kernels {}{auth}",
-        args.model.model,
-        model.precision().name(),
-        model.kernel_path()
-    );
-    let server = crossenc::serve::Server::start(model, options)?;
+    // A sentence-transformers folder (modules.json) is an embedding model: /embed.
+    let dir = resolve_model(&args.model.model, args.model.revision.clone())?;
+    let (server, about) = if dir.join("modules.json").is_file() {
+        let model = args
+            .model
+            .run
+            .apply(crossenc::SentenceEmbedder::builder())
+            .build(&dir)
+            .with_context(|| format!("cannot load the model in {}", dir.display()))?;
+        let about = format!(
+            "embedding model {}, precision {}, kernels {}{auth}; POST /embed",
+            args.model.model,
+            model.precision().name(),
+            model.kernel_path()
+        );
+        (Server::start_embedder(model, options)?, about)
+    } else {
+        let model = load(&args.model)?;
+        let about = format!(
+            "reranker {}, precision {}, kernels {}{auth}",
+            args.model.model,
+            model.precision().name(),
+            model.kernel_path()
+        );
+        (Server::start(model, options)?, about)
+    };
     eprintln!(
         "crossenc serve: listening on http://{} ({about})",
         server.addr()
