@@ -224,8 +224,8 @@ pub fn run(
         writeln!(
             out,
             "{:>11} {:>9} {:>10.2} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>7.0}%",
-            r["concurrency"],
-            r["requests"],
+            r["concurrency"].as_u64().unwrap_or(0),
+            r["requests"].as_u64().unwrap_or(0),
             f("requests_per_s"),
             f("pairs_per_s"),
             f("p50_ms"),
