@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::load::Builder;
 use crate::model::{ClassificationHead, PackedBatch, Rows, Scratch};
 use crate::runner::{Progress, Runner};
-use crate::tokenize::{EncodedPair, Windowing};
+use crate::tokenize::{EncodedPair, PairTokenizer, Windowing};
 use crate::Isa;
 
 /// How a document longer than the max length is scored.
@@ -285,31 +285,95 @@ impl CrossEncoder {
         &self,
         pairs: &[(Q, D)],
         progress: impl FnMut(Progress) + Send,
-        mut each: impl FnMut(usize, Prediction) + Send,
+        each: impl FnMut(usize, Prediction) + Send,
     ) -> Result<()>
     where
         Q: AsRef<str> + Sync,
         D: AsRef<str> + Sync,
     {
+        self.run_inputs(
+            pairs.len(),
+            |tokenizer, range| self.sequences(tokenizer, &pairs[range.clone()], range.start),
+            progress,
+            each,
+        )
+    }
+
+    /// Every pair's sequences as [`CrossEncoder::predict`] scores them (one
+    /// each, or a long document's windows), tokenized one after the other on
+    /// the calling thread, off the model's pool: the server tokenizes a
+    /// request with this while the model computes others. (Not on rayon's
+    /// global pool either: its threads spin after their work, and on a
+    /// machine whose cores the model's pool fills that delays the model.)
+    #[cfg(feature = "server")]
+    pub(crate) fn encode_inputs(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<Vec<EncodedPair>>> {
+        let tokenizer = &self.runner.tokenizer;
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (q, d))| match self.long_docs {
+                LongDocs::First => tokenizer.encode_pair(q, d, i).map(|e| vec![e]),
+                LongDocs::Max | LongDocs::Mean => tokenizer.encode_windows(q, d, self.windowing, i),
+            })
+            .collect()
+    }
+
+    /// The predictions for inputs tokenized by [`CrossEncoder::encode_inputs`]:
+    /// the same as [`CrossEncoder::predict_all`] on their pairs.
+    #[cfg(feature = "server")]
+    pub(crate) fn predict_encoded(&self, inputs: &[Vec<EncodedPair>]) -> Result<Vec<Prediction>> {
+        let mut out = Vec::with_capacity(inputs.len());
+        self.run_inputs(
+            inputs.len(),
+            |_, range| Ok(inputs[range].to_vec()),
+            |_| {},
+            |_, p| out.push(p),
+        )?;
+        Ok(out)
+    }
+
+    /// `chunk`'s sequences (pair indices counted from `first`).
+    fn sequences<Q, D>(
+        &self,
+        tokenizer: &PairTokenizer,
+        chunk: &[(Q, D)],
+        first: usize,
+    ) -> Result<Vec<Vec<EncodedPair>>>
+    where
+        Q: AsRef<str> + Sync,
+        D: AsRef<str> + Sync,
+    {
+        if self.long_docs == LongDocs::First {
+            let encoded = tokenizer.encode_pairs(chunk, first)?;
+            return Ok(encoded.into_iter().map(|e| vec![e]).collect());
+        }
+        use rayon::prelude::*;
+        chunk
+            .par_iter()
+            .enumerate()
+            .map(|(i, (q, d))| {
+                tokenizer.encode_windows(q.as_ref(), d.as_ref(), self.windowing, first + i)
+            })
+            .collect()
+    }
+
+    /// The runner's loop over `total` inputs whose sequences `encode` gives.
+    fn run_inputs(
+        &self,
+        total: usize,
+        encode: impl Fn(&PairTokenizer, std::ops::Range<usize>) -> Result<Vec<Vec<EncodedPair>>>
+            + Send
+            + Sync,
+        progress: impl FnMut(Progress) + Send,
+        mut each: impl FnMut(usize, Prediction) + Send,
+    ) -> Result<()> {
         let labels = self.config().num_labels();
         self.runner.run(
-            pairs.len(),
-            |tokenizer, range| {
-                let first = range.start;
-                let chunk = &pairs[range];
-                if self.long_docs == LongDocs::First {
-                    let encoded = tokenizer.encode_pairs(chunk, first)?;
-                    return Ok(encoded.into_iter().map(|e| vec![e]).collect());
-                }
-                use rayon::prelude::*;
-                chunk
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, (q, d))| {
-                        tokenizer.encode_windows(q.as_ref(), d.as_ref(), self.windowing, first + i)
-                    })
-                    .collect()
-            },
+            total,
+            encode,
             |batch, scratch, results| {
                 let n = batch.sequences();
                 self.logits(batch, scratch);

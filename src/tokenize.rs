@@ -167,6 +167,17 @@ impl PairTokenizer {
             .collect()
     }
 
+    /// Encodes one pair on the calling thread; `index` for error messages.
+    #[cfg(feature = "server")]
+    pub(crate) fn encode_pair(
+        &self,
+        query: &str,
+        document: &str,
+        index: usize,
+    ) -> Result<EncodedPair> {
+        self.encode((query, document).into(), index)
+    }
+
     /// Encodes single texts (`[CLS] text [SEP]`) in parallel; `first` as in
     /// [`PairTokenizer::encode_pairs`].
     pub(crate) fn encode_texts<T: AsRef<str> + Sync>(

@@ -234,6 +234,7 @@ fn rerank_endpoints_answer_best_first_with_the_libraries_scores() {
         "crossenc_batch_pairs_bucket{le=\"+Inf\"}",
         "crossenc_inference_duration_seconds_count",
         "crossenc_queue_duration_seconds_count",
+        "crossenc_tokenization_duration_seconds_count",
     ] {
         assert!(
             metrics.body.contains(line),
@@ -709,5 +710,50 @@ fn embed_serves_sentence_transformers_folders() {
     // And a reranker has no /embed.
     let server = start(ServeOptions::default());
     post(server.addr(), "/embed", &json!({"inputs": "a"})).assert_error(404, "not_found");
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn long_documents_are_windowed_as_in_process() {
+    // MaxP: a document longer than the max length is scored in windows; the
+    // server (which tokenizes in the handler) gives the library's scores.
+    let build = || {
+        CrossEncoder::builder()
+            .threads(2)
+            .long_docs(crossenc::LongDocs::Max)
+            .build(fixture_dir("bert-l2-h32"))
+            .unwrap()
+    };
+    let docs: Vec<String> = (1..6)
+        .map(|n| "the seine flows through paris and the capital of france ".repeat(n * 3))
+        .collect();
+    let pairs: Vec<(&str, &str)> = docs.iter().map(|d| (QUERY, d.as_str())).collect();
+    let want = build().predict_all(&pairs).unwrap();
+    assert!(
+        want.iter().any(|p| p.windows > 1),
+        "some documents need windows"
+    );
+    let server = Server::start(
+        build(),
+        ServeOptions {
+            port: 0,
+            ..ServeOptions::default()
+        },
+    )
+    .unwrap();
+    let reply = post(
+        server.addr(),
+        "/rerank",
+        &json!({"query": QUERY, "texts": docs}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    for entry in reply.json().as_array().unwrap() {
+        let i = entry["index"].as_u64().unwrap() as usize;
+        assert_eq!(
+            entry["score"].as_f64().unwrap() as f32,
+            want[i].scores[0],
+            "document {i}"
+        );
+    }
     server.shutdown().unwrap();
 }

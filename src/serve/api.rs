@@ -126,9 +126,28 @@ impl App {
         }
     }
 
-    /// Scores `pairs` through the batcher.
-    async fn predict(&self, pairs: Vec<(String, String)>) -> Result<Vec<Prediction>, ApiError> {
-        match self.run(Input::Pairs(pairs)).await? {
+    /// Scores `pairs`: tokenized here, on a blocking thread (while the
+    /// model computes earlier requests), then through the batcher.
+    async fn predict(
+        self: &Arc<Self>,
+        pairs: Vec<(String, String)>,
+    ) -> Result<Vec<Prediction>, ApiError> {
+        let app = Arc::clone(self);
+        let start = std::time::Instant::now();
+        let encoded = tokio::task::spawn_blocking(move || {
+            app.reranker()
+                .and_then(|m| m.encode_inputs(&pairs).map_err(model_error))
+        })
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "backend",
+                format!("tokenization failed: {e}"),
+            )
+        })??;
+        self.metrics.observe_tokenization(start.elapsed());
+        match self.run(Input::Pairs(encoded)).await? {
             Output::Predictions(p) => Ok(p),
             Output::Embeddings(_) => unreachable!("a reranker answers pairs with predictions"),
         }

@@ -18,12 +18,14 @@ use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
 use super::Served;
-use crate::{Error, Prediction, Result};
+use crate::{EncodedPair, Error, Prediction, Result};
 
 /// What a request asks the model for.
 pub(crate) enum Input {
-    /// (query, document) pairs, for a reranker.
-    Pairs(Vec<(String, String)>),
+    /// Tokenized (query, document) pairs, for a reranker: each pair's
+    /// sequences (one, or a long document's windows). Requests are tokenized
+    /// as they arrive, while the model computes earlier ones.
+    Pairs(Vec<Vec<EncodedPair>>),
     /// Texts, for an embedder.
     Texts(Vec<String>),
 }
@@ -46,8 +48,8 @@ pub(crate) enum Output {
 /// One request's input and where its output goes.
 struct Job {
     input: Input,
-    /// Tokens the pairs will take, estimated from their bytes (the model
-    /// cuts each pair at its max length).
+    /// Tokens the input takes: counted for pairs, estimated from the bytes
+    /// for texts (the model cuts each at its max length).
     tokens: usize,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Output>>,
@@ -112,14 +114,8 @@ impl Batcher {
     ) -> oneshot::Receiver<Result<Output>> {
         let (reply, receiver) = oneshot::channel();
         let tokens = match &input {
-            Input::Pairs(pairs) => pairs
-                .iter()
-                .map(|(q, d)| estimate_tokens(q, d, max_length))
-                .sum(),
-            Input::Texts(texts) => texts
-                .iter()
-                .map(|t| estimate_tokens(t, "", max_length))
-                .sum(),
+            Input::Pairs(pairs) => pairs.iter().flatten().map(|s| s.input_ids.len()).sum(),
+            Input::Texts(texts) => texts.iter().map(|t| estimate_tokens(t, max_length)).sum(),
         };
         let mut queue = self.shared.lock();
         queue.jobs.push_back(Job {
@@ -154,10 +150,10 @@ impl Drop for Batcher {
     }
 }
 
-/// A pair's tokens, estimated: about one per 4 bytes of text plus the
-/// special tokens, at most the max length.
-fn estimate_tokens(query: &str, document: &str, max_length: usize) -> usize {
-    ((query.len() + document.len()) / 4 + 3).min(max_length)
+/// A text's tokens, estimated: about one per 4 bytes plus the special
+/// tokens, at most the max length.
+fn estimate_tokens(text: &str, max_length: usize) -> usize {
+    (text.len() / 4 + 2).min(max_length)
 }
 
 fn run(model: &Served, shared: &Shared, max_tokens: usize, metrics: &Metrics) {
@@ -206,16 +202,16 @@ fn compute(model: &Served, jobs: Vec<Job>, metrics: &Metrics) {
     let start = Instant::now();
     let result = guarded(|| match model {
         Served::Reranker(m) => {
-            let pairs: Vec<(&str, &str)> = jobs
+            let inputs: Vec<Vec<EncodedPair>> = jobs
                 .iter()
                 .flat_map(|j| match &j.input {
-                    Input::Pairs(p) => p.iter().map(|(q, d)| (q.as_str(), d.as_str())).collect(),
+                    Input::Pairs(p) => p.clone(),
                     Input::Texts(_) => Vec::new(),
                 })
                 .collect();
-            let predictions = m.predict_all(&pairs)?;
+            let predictions = m.predict_encoded(&inputs)?;
             let tokens = predictions.iter().map(|p| p.tokens).sum();
-            metrics.observe_batch(pairs.len(), tokens);
+            metrics.observe_batch(inputs.len(), tokens);
             Ok(split(predictions, &lengths, Output::Predictions))
         }
         Served::Embedder(m) => {

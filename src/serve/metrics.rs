@@ -69,6 +69,7 @@ pub(crate) struct Metrics {
     queue: AtomicUsize,
     dropped: AtomicU64,
     request_time: Histogram,
+    tokenization_time: Histogram,
     queue_time: Histogram,
     inference_time: Histogram,
     batch_pairs: Histogram,
@@ -83,6 +84,7 @@ impl Metrics {
             queue: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
             request_time: Histogram::new(SECONDS),
+            tokenization_time: Histogram::new(SECONDS),
             queue_time: Histogram::new(SECONDS),
             inference_time: Histogram::new(SECONDS),
             batch_pairs: Histogram::new(PAIRS),
@@ -116,6 +118,10 @@ impl Metrics {
 
     pub(crate) fn dropped_request(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn observe_tokenization(&self, time: Duration) {
+        self.tokenization_time.observe(time.as_secs_f64());
     }
 
     pub(crate) fn observe_queue_time(&self, time: Duration) {
@@ -179,6 +185,11 @@ impl Metrics {
             "crossenc_request_duration_seconds",
             "Time from a request's arrival to its response.",
         );
+        self.tokenization_time.render(
+            &mut out,
+            "crossenc_tokenization_duration_seconds",
+            "Time to tokenize a request's pairs (before it queues).",
+        );
         self.queue_time.render(
             &mut out,
             "crossenc_queue_duration_seconds",
@@ -187,7 +198,7 @@ impl Metrics {
         self.inference_time.render(
             &mut out,
             "crossenc_inference_duration_seconds",
-            "Time of one model call (tokenization and forward passes) over a batch of requests.",
+            "Time of one model call (the forward passes) over a batch of requests.",
         );
         self.batch_pairs.render(
             &mut out,
