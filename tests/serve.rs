@@ -430,7 +430,8 @@ fn slow_clients_time_out_and_cannot_crowd_out_others() {
     // A client trickles its body: it holds the one request slot...
     let start = Instant::now();
     let mut slow = partial_post(addr, "/rerank", body.len(), &body.as_bytes()[..5]);
-    std::thread::sleep(Duration::from_millis(300));
+    // Time for the server to read its head and let it in (the timeout is 2 s).
+    std::thread::sleep(Duration::from_millis(1000));
     // ...so another request is refused with 429 meanwhile...
     request(addr, "POST", "/rerank", &body, &[]).assert_error(429, "overloaded");
     // ...until the trickler is cut off by the timeout (408), well before IO_TIMEOUT.
@@ -624,7 +625,8 @@ fn sigterm_finishes_requests_in_flight_and_exits_zero() {
     let streams: Vec<TcpStream> = (0..8)
         .map(|_| partial_post(addr, "/rerank", body.len(), body.as_bytes()))
         .collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Time for the server to accept them and read their requests.
+    std::thread::sleep(Duration::from_millis(500));
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
