@@ -169,6 +169,16 @@ impl App {
     }
 }
 
+/// TEI's `truncation_direction`: only "right" (the end of the text is cut).
+fn check_direction(direction: Option<&str>) -> Result<(), ApiError> {
+    match direction {
+        Some(d) if !d.eq_ignore_ascii_case("right") => Err(ApiError::validation(format!(
+            "truncation_direction \"{d}\" is not supported (only \"right\")"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Indices of `scores` best first; equal scores keep input order.
 fn best_first(scores: &[f32]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -217,13 +227,7 @@ pub(crate) async fn rerank_tei(
 ) -> Result<Response, ApiError> {
     let req: TeiRerank = parse(body)?;
     app.check_count(req.texts.len(), "texts")?;
-    if let Some(direction) = req.truncation_direction.as_deref() {
-        if !direction.eq_ignore_ascii_case("right") {
-            return Err(ApiError::validation(format!(
-                "truncation_direction \"{direction}\" is not supported (only \"right\")"
-            )));
-        }
-    }
+    check_direction(req.truncation_direction.as_deref())?;
     app.single_label()?;
     let pairs = req
         .texts
@@ -368,13 +372,7 @@ pub(crate) async fn predict(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let req: Predict = parse(body)?;
-    if let Some(direction) = req.truncation_direction.as_deref() {
-        if !direction.eq_ignore_ascii_case("right") {
-            return Err(ApiError::validation(format!(
-                "truncation_direction \"{direction}\" is not supported (only \"right\")"
-            )));
-        }
-    }
+    check_direction(req.truncation_direction.as_deref())?;
     let (pairs, single) = match req.inputs {
         PredictInputs::One(pair) => (vec![pair], true),
         PredictInputs::Many(pairs) => (pairs, false),
@@ -480,13 +478,7 @@ pub(crate) async fn embed(
 ) -> Result<Response, ApiError> {
     let req: Embed = parse(body)?;
     let model = app.embedder()?;
-    if let Some(direction) = req.truncation_direction.as_deref() {
-        if !direction.eq_ignore_ascii_case("right") {
-            return Err(ApiError::validation(format!(
-                "truncation_direction \"{direction}\" is not supported (only \"right\")"
-            )));
-        }
-    }
+    check_direction(req.truncation_direction.as_deref())?;
     if req.prompt_name.is_some() {
         return Err(ApiError::validation("prompt_name is not supported"));
     }
