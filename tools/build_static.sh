@@ -49,7 +49,10 @@ build() { # build ARCH HUB(yes|no) MAX_BYTES
     local bin="$out/$name" run=()
     [ "$arch" = aarch64 ] && run=(qemu-aarch64 -cpu max)
     # Static: no program interpreter, no shared libraries needed.
-    if readelf -l "$bin" | grep -q INTERP || readelf -d "$bin" | grep -q NEEDED; then
+    # (Captured first: under pipefail, `readelf | grep -q` can fail by SIGPIPE.)
+    local headers
+    headers=$(readelf -l -d "$bin")
+    if [[ $headers == *INTERP* || $headers == *NEEDED* ]]; then
         echo "build_static.sh: $bin is not statically linked:" >&2
         readelf -d "$bin" >&2
         exit 1

@@ -47,8 +47,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 step "C test, dynamic (libcrossenc.so)"
 cc -std=c99 "${warn[@]}" -Icapi/include capi/tests/c/test_capi.c \
     -Ltarget/release -lcrossenc -lm -lpthread -o "$out/test_capi_dyn"
-LD_LIBRARY_PATH=target/release ldd "$out/test_capi_dyn" | grep -q 'libcrossenc.so => target/release/' \
-    || { echo "test_capi_dyn does not load target/release/libcrossenc.so" >&2; exit 1; }
+# Capture first: with pipefail, `ldd | grep -q` fails whenever grep exits
+# before ldd has written everything (SIGPIPE), which made this check flaky.
+deps=$(LD_LIBRARY_PATH=target/release ldd "$out/test_capi_dyn")
+[[ $deps == *'libcrossenc.so => target/release/'* ]] \
+    || { echo "test_capi_dyn does not load target/release/libcrossenc.so:" >&2; echo "$deps" >&2; exit 1; }
 LD_LIBRARY_PATH=target/release "$out/test_capi_dyn" "$fixture"
 # Exported: the C API, and nothing else of ours.
 exported=$(nm -D --defined-only target/release/libcrossenc.so | awk '$2 == "T" {print $3}' | sort)
