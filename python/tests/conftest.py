@@ -62,3 +62,15 @@ def models():
         return cache[key]
 
     return get
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """CI (CROSSENC_PYTEST_NO_SKIPS=1) fails on any skipped test: nothing is skipped unseen."""
+    if os.environ.get("CROSSENC_PYTEST_NO_SKIPS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped and session.exitstatus == 0:
+        print(f"\n{len(skipped)} test(s) skipped, and CROSSENC_PYTEST_NO_SKIPS=1 allows none",
+              file=sys.stderr)
+        session.exitstatus = 1

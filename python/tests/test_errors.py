@@ -119,3 +119,20 @@ def test_fork_after_use():
             os._exit(2)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_plain_progress_without_tqdm(models, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails: the plain line
+    model = models("bert-l2-h32")
+    model.predict([("q", "d")] * 300, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert "crossenc: 256/300 pairs" in err and "300/300 pairs" in err, err
+
+
+def test_no_torch_imported():
+    import subprocess
+
+    code = ("import sys, crossenc; m = crossenc.CrossEncoder(sys.argv[1]); m.predict(('q', 'd')); "
+            "m.rank('q', ['a']); print(sorted(k for k in ('torch', 'transformers') if k in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, FIXTURE], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
