@@ -107,6 +107,9 @@ def test_pickle_loads_once_per_process(models):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+# Python 3.12+ warns that forking a threaded process may deadlock the child:
+# what this test checks does not happen.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_fork_after_use():
     model = CrossEncoder(FIXTURE, threads=2)
     want = model.predict([("q", "d")] * 50)
