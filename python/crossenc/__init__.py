@@ -397,9 +397,8 @@ class CrossEncoder:
         model = self._native
         labels = model.num_labels
         n = len(queries)
-        named = activation if isinstance(activation, str) else None
-        if callable(activation):
-            named = "identity"
+        # A callable gets the logits; a name is applied by the engine.
+        named = "identity" if callable(activation) else activation
         out = np.empty((n, labels), dtype=np.float32)
         chunk = _CHUNK_WITH_PROGRESS if progress else _CHUNK
         bar = _Progress(n) if progress else None

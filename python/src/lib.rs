@@ -23,10 +23,10 @@ use pyo3::types::PyByteArray;
 fn to_py(e: Error) -> PyErr {
     let message = e.to_string();
     match e {
-        Error::Io { .. } | Error::MissingFile { .. } | Error::ModelPath { .. } => {
-            PyOSError::new_err(message)
-        }
-        Error::Hub { .. } => PyOSError::new_err(message),
+        Error::Io { .. }
+        | Error::MissingFile { .. }
+        | Error::ModelPath { .. }
+        | Error::Hub { .. } => PyOSError::new_err(message),
         Error::Isa(_) | Error::ThreadPool(_) => PyRuntimeError::new_err(message),
         _ => PyValueError::new_err(message),
     }
