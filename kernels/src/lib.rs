@@ -80,7 +80,7 @@ mod simd;
 pub use gemm::{Epilogue, GemmBlocking, PackedMatrix, Threading};
 pub use isa::Isa;
 pub use ops::{Activation, AttentionShape, HeadAttention};
-pub use qgemm::QuantizedMatrix;
+pub use qgemm::{QuantizedActivations, QuantizedMatrix};
 
 #[cfg(target_arch = "aarch64")]
 use isa::NeonToken;

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{every_int8_path, filled};
-use crossenc_kernels::{reference, Activation, Epilogue, Kernels, Threading};
+use crossenc_kernels::{
+    reference, Activation, Epilogue, Kernels, QuantizedActivations, Threading,
+};
 
 const SIZES: [(usize, usize, usize); 12] = [
     (1, 1, 1),
@@ -138,6 +140,55 @@ fn int8_epilogues_match_f32_math_on_the_int8_product() {
                 );
             }
         }
+    }
+}
+
+/// `qgemm_requantize` then `qgemm_quantized` (the FFN's two GEMMs with the
+/// intermediate kept in int8) give the bits of `qgemm` into f32 then `qgemm`,
+/// on every path, one thread and several, at sizes around the chunk of 48
+/// rows and the block of 32 columns; a reused buffer that shrinks in m or
+/// grows in n is still right.
+#[test]
+fn requantized_chain_matches_two_qgemms_bit_for_bit() {
+    let shapes: [(usize, usize, usize, usize); 8] = [
+        (1, 32, 32, 16),
+        (5, 31, 33, 7),
+        (47, 64, 70, 40),
+        (48, 96, 96, 32),
+        (49, 40, 1536, 384),
+        (130, 384, 1536, 384),
+        (97, 33, 65, 31),
+        (3, 384, 1536, 384),
+    ];
+    for kernels in every_int8_path() {
+        let path = kernels.int8_path();
+        let mut between = QuantizedActivations::new();
+        for (m, k, f, n) in shapes {
+            let x = filled(m * k, 11 + m as u32);
+            let up = kernels.quantize_linear(&filled(f * k, 12), f, k);
+            let down = kernels.quantize_linear(&filled(n * f, 13), n, f);
+            let (b_up, b_down) = (filled(f, 14), filled(n, 15));
+            let residual = filled(m * n, 16);
+            let down_epilogue = Epilogue::BiasResidual {
+                bias: &b_down,
+                residual: &residual,
+                ld: n,
+            };
+            let up_epilogue = Epilogue::BiasActivation(&b_up, Activation::GeluErf);
+            for threading in [Threading::Single, Threading::Auto] {
+                let mut mid = vec![0.0; m * f];
+                kernels.qgemm(m, &x, k, &up, &mut mid, f, up_epilogue, threading);
+                let mut want = vec![0.0; m * n];
+                kernels.qgemm(m, &mid, f, &down, &mut want, n, down_epilogue, threading);
+                kernels.qgemm_requantize(m, &x, k, &up, up_epilogue, &mut between, threading);
+                assert_eq!((between.rows(), between.k()), (m, f));
+                let mut got = vec![f32::NAN; m * n];
+                kernels.qgemm_quantized(&between, &down, &mut got, n, down_epilogue, threading);
+                let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                assert!(same, "{path} m={m} k={k} f={f} n={n} {threading:?}: bits differ");
+            }
+        }
+        eprintln!("{path}: requantized chain bit-exact on {} shapes", shapes.len());
     }
 }
 

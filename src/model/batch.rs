@@ -1,7 +1,7 @@
 //! What a forward pass reads and where it works: [`PackedBatch`] (token ids of
 //! several sequences, concatenated) and [`Scratch`] (every activation buffer).
 
-use crossenc_kernels::HeadAttention;
+use crossenc_kernels::{HeadAttention, QuantizedActivations};
 
 use crate::config::BertConfig;
 use crate::error::{Error, Result};
@@ -177,8 +177,11 @@ pub struct Scratch {
     pub(crate) ctx: Vec<f32>,
     // attn_out: [tokens, hidden]
     pub(crate) attn_out: Vec<f32>,
-    // ffn_up: [tokens, intermediate]
+    // ffn_up: [tokens, intermediate] (f32 and bf16 models)
     pub(crate) ffn_up: Vec<f32>,
+    // ffn_up_q: [tokens, intermediate] in int8 blocks (int8 models: what
+    // FFN-down reads, never held in f32)
+    pub(crate) ffn_up_q: QuantizedActivations,
     // attention: one tile buffer per thread, HeadAttention::scratch_len_for(max_len) each
     pub(crate) attention: Vec<f32>,
     // cls_in: [sequences, hidden], the [CLS] rows entering the last layer
@@ -199,15 +202,24 @@ impl Scratch {
         Scratch::default()
     }
 
-    /// Grows every buffer to fit `batch` (never shrinks).
-    pub(crate) fn reserve(&mut self, c: &BertConfig, batch: &PackedBatch, labels: usize) {
+    /// Grows every buffer to fit `batch` (never shrinks). An int8 model's
+    /// FFN keeps its intermediate in `ffn_up_q`, which its GEMM sizes.
+    pub(crate) fn reserve(
+        &mut self,
+        c: &BertConfig,
+        batch: &PackedBatch,
+        labels: usize,
+        int8_ffn: bool,
+    ) {
         let (t, s, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
         let threads = rayon::current_num_threads();
         grow(&mut self.hidden, t * h);
         grow(&mut self.qkv, t * 3 * h);
         grow(&mut self.ctx, t * h.max(c.embedding_size));
         grow(&mut self.attn_out, t * h);
-        grow(&mut self.ffn_up, t * c.intermediate_size);
+        if !int8_ffn {
+            grow(&mut self.ffn_up, t * c.intermediate_size);
+        }
         grow(
             &mut self.attention,
             threads * HeadAttention::scratch_len_for(batch.max_len(), c.head_dim()),

@@ -147,7 +147,7 @@ impl Bert {
         mut trace: Option<&mut Vec<Vec<f32>>>,
     ) {
         let tokens = batch.tokens();
-        s.reserve(&self.config, batch, 0);
+        s.reserve(&self.config, batch, 0, self.int8_ffn());
         self.embed(batch, s);
         let h = self.config.hidden_size;
         if let Some(t) = trace.as_deref_mut() {
@@ -166,7 +166,7 @@ impl Bert {
     /// pooler reads, so this is exact). Leaves `[sequences, hidden]` in `s.cls`.
     /// Needs an encoder loaded with [`Rows::Cls`].
     pub(crate) fn forward_cls(&self, batch: &PackedBatch, s: &mut Scratch, labels: usize) {
-        s.reserve(&self.config, batch, labels);
+        s.reserve(&self.config, batch, labels, self.int8_ffn());
         self.embed(batch, s);
         let (last, rest) = self
             .layers
@@ -176,6 +176,11 @@ impl Bert {
             layer.forward(&self.kernels, &self.config, batch, s);
         }
         last.forward_cls(&self.kernels, &self.config, batch, s);
+    }
+
+    /// Whether the layers' FFNs keep their intermediate in int8.
+    fn int8_ffn(&self) -> bool {
+        self.layers.iter().all(BertLayer::int8_ffn)
     }
 
     fn embed(&self, batch: &PackedBatch, s: &mut Scratch) {

@@ -2,7 +2,9 @@
 //! packed once for the GEMM, its bias fused into the GEMM's epilogue) and
 //! `nn.LayerNorm`.
 
-use crossenc_kernels::{Epilogue, Kernels, PackedMatrix, QuantizedMatrix, Threading};
+use crossenc_kernels::{
+    Epilogue, Kernels, PackedMatrix, QuantizedActivations, QuantizedMatrix, Threading,
+};
 
 use crate::error::Result;
 use crate::load::Precision;
@@ -150,6 +152,53 @@ impl Linear {
             ld: self.out(),
         };
         self.gemm(k, m, x, y, self.out(), epilogue);
+    }
+
+    /// `out = act(x · Wᵀ + b)` quantized for the next int8 GEMM
+    /// ([`Linear::forward_residual_quantized`]), never held in f32.
+    ///
+    /// # Panics
+    /// If the weight is not int8 ([`Linear::is_int8`]).
+    pub(crate) fn forward_requantize(
+        &self,
+        k: &Kernels,
+        m: usize,
+        x: &[f32],
+        act: crossenc_kernels::Activation,
+        out: &mut QuantizedActivations,
+    ) {
+        let Weight::Int8(w) = &self.weight else {
+            panic!("forward_requantize needs an int8 weight");
+        };
+        let epilogue = Epilogue::BiasActivation(&self.bias, act);
+        k.qgemm_requantize(m, x, w.k(), w, epilogue, out, Threading::Auto);
+    }
+
+    /// `y = x · Wᵀ + b + residual` for `x` from [`Linear::forward_requantize`].
+    ///
+    /// # Panics
+    /// If the weight is not int8.
+    pub(crate) fn forward_residual_quantized(
+        &self,
+        k: &Kernels,
+        x: &QuantizedActivations,
+        residual: &[f32],
+        y: &mut [f32],
+    ) {
+        let Weight::Int8(w) = &self.weight else {
+            panic!("forward_residual_quantized needs an int8 weight");
+        };
+        let epilogue = Epilogue::BiasResidual {
+            bias: &self.bias,
+            residual,
+            ld: self.out(),
+        };
+        k.qgemm_quantized(x, w, y, self.out(), epilogue, Threading::Auto);
+    }
+
+    /// Whether the weight is held in int8.
+    pub(crate) fn is_int8(&self) -> bool {
+        matches!(self.weight, Weight::Int8(_))
     }
 
     fn gemm(

@@ -214,6 +214,63 @@ struct QuantizedRows {
     scales: Vec<f32>,
 }
 
+/// Activations quantized as an int8 GEMM's A, kept between two GEMMs:
+/// [`Kernels::qgemm_requantize`] writes them and [`Kernels::qgemm_quantized`]
+/// reads them. Holds `m` rows of `k` values in blocks of [`QBLOCK`] (bytes
+/// and scales, a quarter of the f32 bytes plus 1/32), and a few rows of f32
+/// per thread for the GEMM that makes them. Buffers grow and never shrink.
+#[derive(Default)]
+pub struct QuantizedActivations {
+    m: usize,
+    k: usize,
+    kb: usize,
+    backend: Option<QBackend>,
+    // bytes: [m][kb·32]; scales: [m][kb]
+    bytes: Vec<u8>,
+    scales: Vec<f32>,
+    // chunks: [threads][REQUANTIZE_ROWS][k], the f32 rows being quantized
+    chunks: Vec<f32>,
+}
+
+impl QuantizedActivations {
+    /// Empty buffers; the first GEMM sizes them.
+    pub fn new() -> QuantizedActivations {
+        QuantizedActivations::default()
+    }
+
+    /// Rows held.
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+
+    /// Values per row.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Bytes of buffers this holds (its capacity, not just the rows in use).
+    pub fn size_bytes(&self) -> usize {
+        self.bytes.len() + 4 * (self.scales.len() + self.chunks.len())
+    }
+
+    /// Shapes this for `m` rows of `k` values made on `threads` threads.
+    fn resize(&mut self, backend: QBackend, m: usize, k: usize, threads: usize) {
+        let kb = k.div_ceil(QBLOCK);
+        (self.m, self.k, self.kb, self.backend) = (m, k, kb, Some(backend));
+        let grow = |len: usize, have: usize| len.saturating_sub(have);
+        let bytes = m * kb * QBLOCK;
+        self.bytes.extend(std::iter::repeat_n(0, grow(bytes, self.bytes.len())));
+        self.scales.extend(std::iter::repeat_n(0.0, grow(m * kb, self.scales.len())));
+        let chunks = threads.min(m.div_ceil(REQUANTIZE_ROWS)).max(1) * REQUANTIZE_ROWS * k;
+        self.chunks.extend(std::iter::repeat_n(0.0, grow(chunks, self.chunks.len())));
+    }
+}
+
+/// Rows of f32 per chunk of [`Kernels::qgemm_requantize`]: a multiple of
+/// every MR; 48 rows of BERT-base's 3,072 are 576 KiB, of MiniLM's 1,536
+/// 288 KiB, which stay in a Zen 4 or Sapphire Rapids L2 while quantized.
+const REQUANTIZE_ROWS: usize = 48;
+
 thread_local! {
     /// The calling thread's quantized A, grown to the largest call and reused.
     static QUANTIZED_A: RefCell<QuantizedRows> = RefCell::new(QuantizedRows::default());
@@ -427,95 +484,286 @@ impl Kernels {
         let out = crate::gemm::tile_out(m, n, epilogue);
         let kb = b.kb();
         let kp = kb * QBLOCK;
-        QUANTIZED_A.with(|cell| {
-            let mut guard = cell.try_borrow_mut();
-            let mut fresh = QuantizedRows::default();
-            let qa = match guard.as_deref_mut() {
-                Ok(qa) => qa,
-                Err(_) => &mut fresh, // re-entered on this thread: a buffer of its own
-            };
-            qa.reserve(m * kp);
+        with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
             quantize_rows(a, lda, k, kb, backend, bytes, scales, threading);
-            let mr = backend.mr();
-            let panels = n.div_ceil(b.nr);
-            let work = m * n * kp;
-            let threads = match threading {
-                Threading::Auto => rayon::current_num_threads(),
-                Threading::Single => 1,
+            let a = Rows {
+                bytes,
+                scales,
+                kp,
+                kb,
             };
-            let tasks = threads.min(work / MIN_MACS_PER_TASK).max(1);
-            let c_ptr = SendPtr(c.as_mut_ptr());
-            let run = |rows: Range<usize>, cols: Range<usize>| {
-                let rows_q = Rows {
-                    bytes: &bytes[rows.start * kp..rows.end * kp],
-                    scales: &scales[rows.start * kb..rows.end * kb],
-                    kp,
-                    kb,
-                };
-                // Row blocks whose quantized A stays in L2 while every panel
-                // of the task's columns passes over it (BLIS's MC): without
-                // them each 32-column panel streamed all of A from L3, and
-                // two threads at M = 2048 ran at half the one-thread rate.
-                let block = (A_BLOCK_BYTES / kp).max(mr) / mr * mr;
-                for rb in (0..rows.len()).step_by(block) {
-                    for p in cols.clone() {
-                        for r0 in (rb..rows.len().min(rb + block)).step_by(mr) {
-                            let i = rows.start + r0;
-                            let tile_rows = mr.min(rows.len() - r0);
-                            let cols = b.nr.min(n - p * b.nr);
-                            let out = out.offset(i, p * b.nr);
-                            let tile = Tile {
-                                a: &rows_q,
-                                r0,
-                                rows: tile_rows,
-                                b,
-                                p,
-                                c: c_ptr.get().wrapping_add(i * ldc + p * b.nr),
-                                ldc,
-                                cols,
-                                out: &out,
-                            };
-                            // SAFETY: rows i..i + tile_rows and columns
-                            // p·nr..p·nr + cols lie inside C (asserted above);
-                            // each (row, panel) tile is written by one task only.
-                            unsafe {
-                                match backend {
-                                    #[cfg(target_arch = "x86_64")]
-                                    QBackend::Vnni(token) => vnni::tile(token, &tile),
-                                    #[cfg(target_arch = "x86_64")]
-                                    QBackend::AvxVnni(token) => vnni_ymm::tile_vex(token, &tile),
-                                    #[cfg(target_arch = "x86_64")]
-                                    QBackend::VnniYmm(token) => vnni_ymm::tile_evex(token, &tile),
-                                    #[cfg(target_arch = "x86_64")]
-                                    QBackend::Avx2(token) => avx2::tile(token, &tile),
-                                    #[cfg(target_arch = "aarch64")]
-                                    QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
-                                    #[cfg(target_arch = "aarch64")]
-                                    QBackend::Neon(token) => neon::tile(token, &tile),
-                                    QBackend::Portable => portable::tile(&tile),
-                                }
-                            }
-                        }
+            multiply(backend, &a, m, b, SendPtr(c.as_mut_ptr()), ldc, &out, threading);
+        });
+    }
+
+    /// [`Kernels::qgemm`] whose result goes straight on to another int8
+    /// GEMM: `out` receives `epilogue(A·B)` quantized per row in blocks of
+    /// [`QBLOCK`], exactly as [`Kernels::qgemm`] would quantize it as its A,
+    /// and [`Kernels::qgemm_quantized`] multiplies it. The f32 result exists
+    /// only a few rows at a time, in cache, so the pair costs neither the
+    /// f32 `[m, n]` buffer nor a pass over it; the bits are those of
+    /// `qgemm` into f32 followed by `qgemm` (tested).
+    ///
+    /// # Panics
+    /// As [`Kernels::qgemm`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn qgemm_requantize(
+        &self,
+        m: usize,
+        a: &[f32],
+        lda: usize,
+        b: &QuantizedMatrix,
+        epilogue: Epilogue<'_>,
+        out: &mut QuantizedActivations,
+        threading: Threading,
+    ) {
+        let backend = self.qbackend();
+        assert_eq!(
+            b.backend, backend,
+            "qgemm_requantize: B was quantized for another kernel"
+        );
+        let (k, n) = (b.k, b.n);
+        let threads = match threading {
+            Threading::Auto => rayon::current_num_threads(),
+            Threading::Single => 1,
+        };
+        out.resize(backend, m, n, threads);
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(lda >= k, "qgemm_requantize: row stride shorter than a row");
+        assert!(
+            a.len() >= (m - 1) * lda + k,
+            "qgemm_requantize: A too short for [{m}, {k}]"
+        );
+        let tiles = crate::gemm::tile_out(m, n, epilogue);
+        let kb = b.kb();
+        let kp = kb * QBLOCK;
+        let (kb_out, kp_out) = (out.kb, out.kb * QBLOCK);
+        let panels = n.div_ceil(b.nr);
+        with_quantized_a(m * kp, |qa| {
+            let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
+            quantize_rows(a, lda, k, kb, backend, bytes, scales, threading);
+            let a = Rows {
+                bytes,
+                scales,
+                kp,
+                kb,
+            };
+            // One task per thread, each a run of whole chunks of rows: a
+            // chunk's f32 rows are computed into the task's own buffer and
+            // quantized from there while they are still in L2.
+            let chunks = m.div_ceil(REQUANTIZE_ROWS);
+            let tasks = threads.min(chunks).max(1);
+            let rows_per_task = chunks.div_ceil(tasks) * REQUANTIZE_ROWS;
+            let task = |t: usize, (bytes, (scales, buf)): (&mut [u8], (&mut [f32], &mut [f32]))| {
+                let first = t * rows_per_task;
+                for (c, (bytes, scales)) in bytes
+                    .chunks_mut(REQUANTIZE_ROWS * kp_out)
+                    .zip(scales.chunks_mut(REQUANTIZE_ROWS * kb_out))
+                    .enumerate()
+                {
+                    let rows = first + c * REQUANTIZE_ROWS..(first + (c + 1) * REQUANTIZE_ROWS).min(m);
+                    // SAFETY: `buf` holds REQUANTIZE_ROWS rows of n floats,
+                    // and the chunk has at most that many.
+                    unsafe {
+                        compute(backend, &a, rows.clone(), 0..panels, b, buf.as_mut_ptr(), rows.start, n, &tiles)
+                    };
+                    for (r, (row_bytes, row_scales)) in bytes
+                        .chunks_exact_mut(kp_out)
+                        .zip(scales.chunks_exact_mut(kb_out))
+                        .enumerate()
+                    {
+                        quantize_row(backend, &buf[r * n..(r + 1) * n], kb_out, row_bytes, row_scales);
                     }
                 }
             };
+            let (bytes, scales) = (&mut out.bytes[..m * kp_out], &mut out.scales[..m * kb_out]);
+            let buffers = &mut out.chunks[..tasks * REQUANTIZE_ROWS * n];
+            let parts = bytes
+                .chunks_mut(rows_per_task * kp_out)
+                .zip(scales.chunks_mut(rows_per_task * kb_out).zip(buffers.chunks_mut(REQUANTIZE_ROWS * n)));
             if tasks == 1 {
-                run(0..m, 0..panels);
+                parts.enumerate().for_each(|(t, part)| task(t, part));
             } else {
-                // Column shares first (each thread streams its own weights),
-                // then row blocks for the threads N leaves idle.
-                let tn = tasks.min(panels).max(1);
-                let row_blocks = m.div_ceil(ROWS_PER_TASK);
-                let tm = (tasks * 2 / tn).min(row_blocks).max(1);
-                (0..tm * tn).into_par_iter().for_each(|t| {
-                    let (i, j) = (t % tm, t / tm);
-                    let blocks = share(row_blocks, tm, i);
-                    let rows = blocks.start * ROWS_PER_TASK..(blocks.end * ROWS_PER_TASK).min(m);
-                    run(rows, share(panels, tn, j));
-                });
+                parts
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .enumerate()
+                    .for_each(|(t, part)| task(t, part));
             }
         });
+    }
+
+    /// `C[m, n] = epilogue(A · B)` for an A that [`Kernels::qgemm_requantize`]
+    /// produced (`m` = its rows); otherwise as [`Kernels::qgemm`].
+    ///
+    /// # Panics
+    /// If `a` was made by other kernels or for another K, or as [`Kernels::qgemm`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn qgemm_quantized(
+        &self,
+        a: &QuantizedActivations,
+        b: &QuantizedMatrix,
+        c: &mut [f32],
+        ldc: usize,
+        epilogue: Epilogue<'_>,
+        threading: Threading,
+    ) {
+        let backend = self.qbackend();
+        assert_eq!(
+            b.backend, backend,
+            "qgemm_quantized: B was quantized for another kernel"
+        );
+        let (m, n) = (a.m, b.n);
+        if m == 0 || n == 0 {
+            return;
+        }
+        assert!(
+            a.backend == Some(backend) && a.k == b.k,
+            "qgemm_quantized: A was quantized for another kernel or another K"
+        );
+        assert!(ldc >= n, "qgemm_quantized: row stride shorter than a row");
+        assert!(
+            c.len() >= (m - 1) * ldc + n,
+            "qgemm_quantized: C too short for [{m}, {n}]"
+        );
+        let out = crate::gemm::tile_out(m, n, epilogue);
+        let (kb, kp) = (a.kb, a.kb * QBLOCK);
+        let rows = Rows {
+            bytes: &a.bytes[..m * kp],
+            scales: &a.scales[..m * kb],
+            kp,
+            kb,
+        };
+        multiply(backend, &rows, m, b, SendPtr(c.as_mut_ptr()), ldc, &out, threading);
+    }
+}
+
+/// Runs `f` on this thread's quantized-A buffer, grown to `bytes` (a buffer
+/// of its own when re-entered on this thread).
+fn with_quantized_a(bytes: usize, f: impl FnOnce(&mut QuantizedRows)) {
+    QUANTIZED_A.with(|cell| {
+        let mut guard = cell.try_borrow_mut();
+        let mut fresh = QuantizedRows::default();
+        let qa = match guard.as_deref_mut() {
+            Ok(qa) => qa,
+            Err(_) => &mut fresh,
+        };
+        qa.reserve(bytes);
+        f(qa)
+    })
+}
+
+/// `C = out(A·B)` over all `m` rows of quantized `a`, split among threads.
+#[allow(clippy::too_many_arguments)]
+fn multiply(
+    backend: QBackend,
+    a: &Rows<'_>,
+    m: usize,
+    b: &QuantizedMatrix,
+    c: SendPtr,
+    ldc: usize,
+    out: &crate::gemm::TileOuts,
+    threading: Threading,
+) {
+    let n = b.n;
+    let panels = n.div_ceil(b.nr);
+    let work = m * n * a.kp;
+    let threads = match threading {
+        Threading::Auto => rayon::current_num_threads(),
+        Threading::Single => 1,
+    };
+    let tasks = threads.min(work / MIN_MACS_PER_TASK).max(1);
+    // SAFETY (both calls): the callers asserted that C holds m rows of
+    // stride ldc; each task writes its own rows x panels.
+    if tasks == 1 {
+        unsafe { compute(backend, a, 0..m, 0..panels, b, c.get(), 0, ldc, out) };
+    } else {
+        // Column shares first (each thread streams its own weights),
+        // then row blocks for the threads N leaves idle.
+        let tn = tasks.min(panels).max(1);
+        let row_blocks = m.div_ceil(ROWS_PER_TASK);
+        let tm = (tasks * 2 / tn).min(row_blocks).max(1);
+        (0..tm * tn).into_par_iter().for_each(|t| {
+            let (i, j) = (t % tm, t / tm);
+            let blocks = share(row_blocks, tm, i);
+            let rows = blocks.start * ROWS_PER_TASK..(blocks.end * ROWS_PER_TASK).min(m);
+            unsafe { compute(backend, a, rows, share(panels, tn, j), b, c.get(), 0, ldc, out) };
+        });
+    }
+}
+
+/// `C[rows, panels] = out(A·B)`, row `i` of C at `c + (i - c_row)·ldc`.
+///
+/// # Safety
+/// Those rows of C (and the panels' columns, up to `n`) must be writable
+/// and written by no one else meanwhile.
+#[allow(clippy::too_many_arguments)]
+unsafe fn compute(
+    backend: QBackend,
+    a: &Rows<'_>,
+    rows: Range<usize>,
+    panels: Range<usize>,
+    b: &QuantizedMatrix,
+    c: *mut f32,
+    c_row: usize,
+    ldc: usize,
+    out: &crate::gemm::TileOuts,
+) {
+    let (n, kp, kb) = (b.n, a.kp, a.kb);
+    let mr = backend.mr();
+    let rows_q = Rows {
+        bytes: &a.bytes[rows.start * kp..rows.end * kp],
+        scales: &a.scales[rows.start * kb..rows.end * kb],
+        kp,
+        kb,
+    };
+    // Row blocks whose quantized A stays in L2 while every panel of the
+    // task's columns passes over it (BLIS's MC): without them each
+    // 32-column panel streamed all of A from L3, and two threads at
+    // M = 2048 ran at half the one-thread rate.
+    let block = (A_BLOCK_BYTES / kp).max(mr) / mr * mr;
+    for rb in (0..rows.len()).step_by(block) {
+        for p in panels.clone() {
+            for r0 in (rb..rows.len().min(rb + block)).step_by(mr) {
+                let i = rows.start + r0;
+                let tile_rows = mr.min(rows.len() - r0);
+                let cols = b.nr.min(n - p * b.nr);
+                let out = out.offset(i, p * b.nr);
+                let tile = Tile {
+                    a: &rows_q,
+                    r0,
+                    rows: tile_rows,
+                    b,
+                    p,
+                    c: c.wrapping_add((i - c_row) * ldc + p * b.nr),
+                    ldc,
+                    cols,
+                    out: &out,
+                };
+                // SAFETY: the caller's guarantee covers this tile's rows
+                // and columns; `tile` describes them.
+                unsafe {
+                    match backend {
+                        #[cfg(target_arch = "x86_64")]
+                        QBackend::Vnni(token) => vnni::tile(token, &tile),
+                        #[cfg(target_arch = "x86_64")]
+                        QBackend::AvxVnni(token) => vnni_ymm::tile_vex(token, &tile),
+                        #[cfg(target_arch = "x86_64")]
+                        QBackend::VnniYmm(token) => vnni_ymm::tile_evex(token, &tile),
+                        #[cfg(target_arch = "x86_64")]
+                        QBackend::Avx2(token) => avx2::tile(token, &tile),
+                        #[cfg(target_arch = "aarch64")]
+                        QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
+                        #[cfg(target_arch = "aarch64")]
+                        QBackend::Neon(token) => neon::tile(token, &tile),
+                        QBackend::Portable => portable::tile(&tile),
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -566,6 +814,45 @@ pub(crate) struct Rows<'a> {
     kb: usize,
 }
 
+/// Quantizes one row of `k <= kb·32` values into `row_bytes` (`kb·32`,
+/// zero past `k`) and `row_scales` (`kb`), with 128 added where the backend
+/// wants unsigned bytes.
+fn quantize_row(backend: QBackend, row: &[f32], kb: usize, row_bytes: &mut [u8], row_scales: &mut [f32]) {
+    let k = row.len();
+    #[cfg(target_arch = "x86_64")]
+    match backend {
+        QBackend::Vnni(token) => return vnni::quantize_row(token, row, row_bytes, row_scales),
+        QBackend::Avx2(token) => return avx2::quantize_row(token, row, row_bytes, row_scales),
+        QBackend::AvxVnni(vnni) => {
+            // Signed bytes, then + 128 (a flip of the top bit).
+            avx2::quantize_row(vnni.avx2(), row, row_bytes, row_scales);
+            return row_bytes.iter_mut().for_each(|b| *b ^= 0x80);
+        }
+        QBackend::VnniYmm(vnni) => {
+            avx2::quantize_row(vnni.avx2(), row, row_bytes, row_scales);
+            return row_bytes.iter_mut().for_each(|b| *b ^= 0x80);
+        }
+        QBackend::Portable => {}
+    }
+    let unsigned = backend.unsigned_a();
+    let mut block = [0.0f32; QBLOCK];
+    let mut q = [0i8; QBLOCK];
+    for b in 0..kb {
+        let part = &row[(b * QBLOCK).min(k)..((b + 1) * QBLOCK).min(k)];
+        block.fill(0.0);
+        block[..part.len()].copy_from_slice(part);
+        row_scales[b] = quantize_block(&block, &mut q);
+        let dst = &mut row_bytes[b * QBLOCK..(b + 1) * QBLOCK];
+        for (d, &v) in dst.iter_mut().zip(&q) {
+            *d = if unsigned {
+                (v as i16 + 128) as u8
+            } else {
+                v as u8
+            };
+        }
+    }
+}
+
 /// Quantizes rows of `a` (row stride `lda`, `k` values each) into `bytes`
 /// (`[m][kb·32]`, zero past `k`) and `scales` (`[m][kb]`); `unsigned` adds 128.
 #[allow(clippy::too_many_arguments)]
@@ -580,40 +867,8 @@ fn quantize_rows(
     threading: Threading,
 ) {
     let kp = kb * QBLOCK;
-    let unsigned = backend.unsigned_a();
     let one_row = |(i, (row_bytes, row_scales)): (usize, (&mut [u8], &mut [f32]))| {
-        let row = &a[i * lda..i * lda + k];
-        #[cfg(target_arch = "x86_64")]
-        match backend {
-            QBackend::Vnni(token) => return vnni::quantize_row(token, row, row_bytes, row_scales),
-            QBackend::Avx2(token) => return avx2::quantize_row(token, row, row_bytes, row_scales),
-            QBackend::AvxVnni(vnni) => {
-                // Signed bytes, then + 128 (a flip of the top bit).
-                avx2::quantize_row(vnni.avx2(), row, row_bytes, row_scales);
-                return row_bytes.iter_mut().for_each(|b| *b ^= 0x80);
-            }
-            QBackend::VnniYmm(vnni) => {
-                avx2::quantize_row(vnni.avx2(), row, row_bytes, row_scales);
-                return row_bytes.iter_mut().for_each(|b| *b ^= 0x80);
-            }
-            QBackend::Portable => {}
-        }
-        let mut block = [0.0f32; QBLOCK];
-        let mut q = [0i8; QBLOCK];
-        for b in 0..kb {
-            let part = &row[b * QBLOCK..((b + 1) * QBLOCK).min(k)];
-            block.fill(0.0);
-            block[..part.len()].copy_from_slice(part);
-            row_scales[b] = quantize_block(&block, &mut q);
-            let dst = &mut row_bytes[b * QBLOCK..(b + 1) * QBLOCK];
-            for (d, &v) in dst.iter_mut().zip(&q) {
-                *d = if unsigned {
-                    (v as i16 + 128) as u8
-                } else {
-                    v as u8
-                };
-            }
-        }
+        quantize_row(backend, &a[i * lda..i * lda + k], kb, row_bytes, row_scales)
     };
     let m = scales.len() / kb.max(1);
     if threading == Threading::Auto && m >= 2 * QUANTIZE_ROWS_PER_TASK {
