@@ -5,9 +5,7 @@
 mod common;
 
 use common::{every_int8_path, filled};
-use crossenc_kernels::{
-    reference, Activation, Epilogue, Kernels, QuantizedActivations, Threading,
-};
+use crossenc_kernels::{reference, Activation, Epilogue, Kernels, QuantizedActivations, Threading};
 
 const SIZES: [(usize, usize, usize); 12] = [
     (1, 1, 1),
@@ -184,11 +182,20 @@ fn requantized_chain_matches_two_qgemms_bit_for_bit() {
                 assert_eq!((between.rows(), between.k()), (m, f));
                 let mut got = vec![f32::NAN; m * n];
                 kernels.qgemm_quantized(&between, &down, &mut got, n, down_epilogue, threading);
-                let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
-                assert!(same, "{path} m={m} k={k} f={f} n={n} {threading:?}: bits differ");
+                let same = got
+                    .iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.to_bits() == w.to_bits());
+                assert!(
+                    same,
+                    "{path} m={m} k={k} f={f} n={n} {threading:?}: bits differ"
+                );
             }
         }
-        eprintln!("{path}: requantized chain bit-exact on {} shapes", shapes.len());
+        eprintln!(
+            "{path}: requantized chain bit-exact on {} shapes",
+            shapes.len()
+        );
     }
 }
 

@@ -219,7 +219,8 @@ impl BertLayer {
         } else {
             // ffn_up: [m, f]
             let ffn_up = &mut ffn_up[..m * c.intermediate_size];
-            self.intermediate.forward(k, m, x, ffn_up, Some(c.hidden_act));
+            self.intermediate
+                .forward(k, m, x, ffn_up, Some(c.hidden_act));
             self.output.forward_residual(k, m, ffn_up, x, y);
         }
     }

@@ -259,10 +259,13 @@ impl QuantizedActivations {
         (self.m, self.k, self.kb, self.backend) = (m, k, kb, Some(backend));
         let grow = |len: usize, have: usize| len.saturating_sub(have);
         let bytes = m * kb * QBLOCK;
-        self.bytes.extend(std::iter::repeat_n(0, grow(bytes, self.bytes.len())));
-        self.scales.extend(std::iter::repeat_n(0.0, grow(m * kb, self.scales.len())));
+        self.bytes
+            .extend(std::iter::repeat_n(0, grow(bytes, self.bytes.len())));
+        self.scales
+            .extend(std::iter::repeat_n(0.0, grow(m * kb, self.scales.len())));
         let chunks = threads.min(m.div_ceil(REQUANTIZE_ROWS)).max(1) * REQUANTIZE_ROWS * k;
-        self.chunks.extend(std::iter::repeat_n(0.0, grow(chunks, self.chunks.len())));
+        self.chunks
+            .extend(std::iter::repeat_n(0.0, grow(chunks, self.chunks.len())));
     }
 }
 
@@ -493,7 +496,16 @@ impl Kernels {
                 kp,
                 kb,
             };
-            multiply(backend, &a, m, b, SendPtr(c.as_mut_ptr()), ldc, &out, threading);
+            multiply(
+                backend,
+                &a,
+                m,
+                b,
+                SendPtr(c.as_mut_ptr()),
+                ldc,
+                &out,
+                threading,
+            );
         });
     }
 
@@ -564,32 +576,53 @@ impl Kernels {
                     .zip(scales.chunks_mut(REQUANTIZE_ROWS * kb_out))
                     .enumerate()
                 {
-                    let rows = first + c * REQUANTIZE_ROWS..(first + (c + 1) * REQUANTIZE_ROWS).min(m);
+                    let rows =
+                        first + c * REQUANTIZE_ROWS..(first + (c + 1) * REQUANTIZE_ROWS).min(m);
                     // SAFETY: `buf` holds REQUANTIZE_ROWS rows of n floats,
                     // and the chunk has at most that many.
                     unsafe {
-                        compute(backend, &a, rows.clone(), 0..panels, b, buf.as_mut_ptr(), rows.start, n, &tiles)
+                        compute(
+                            backend,
+                            &a,
+                            rows.clone(),
+                            0..panels,
+                            b,
+                            buf.as_mut_ptr(),
+                            rows.start,
+                            n,
+                            &tiles,
+                        )
                     };
                     for (r, (row_bytes, row_scales)) in bytes
                         .chunks_exact_mut(kp_out)
                         .zip(scales.chunks_exact_mut(kb_out))
                         .enumerate()
                     {
-                        quantize_row(backend, &buf[r * n..(r + 1) * n], kb_out, row_bytes, row_scales);
+                        quantize_row(
+                            backend,
+                            &buf[r * n..(r + 1) * n],
+                            kb_out,
+                            row_bytes,
+                            row_scales,
+                        );
                     }
                 }
             };
             let (bytes, scales) = (&mut out.bytes[..m * kp_out], &mut out.scales[..m * kb_out]);
             let buffers = &mut out.chunks[..tasks * REQUANTIZE_ROWS * n];
-            let parts = bytes
-                .chunks_mut(rows_per_task * kp_out)
-                .zip(scales.chunks_mut(rows_per_task * kb_out).zip(buffers.chunks_mut(REQUANTIZE_ROWS * n)));
+            let (bytes_per_task, scales_per_task) =
+                (rows_per_task * kp_out, rows_per_task * kb_out);
+            let buffer = REQUANTIZE_ROWS * n;
             if tasks == 1 {
-                parts.enumerate().for_each(|(t, part)| task(t, part));
+                task(0, (bytes, (scales, buffers)));
             } else {
-                parts
-                    .collect::<Vec<_>>()
-                    .into_par_iter()
+                bytes
+                    .par_chunks_mut(bytes_per_task)
+                    .zip(
+                        scales
+                            .par_chunks_mut(scales_per_task)
+                            .zip(buffers.par_chunks_mut(buffer)),
+                    )
                     .enumerate()
                     .for_each(|(t, part)| task(t, part));
             }
@@ -637,7 +670,16 @@ impl Kernels {
             kp,
             kb,
         };
-        multiply(backend, &rows, m, b, SendPtr(c.as_mut_ptr()), ldc, &out, threading);
+        multiply(
+            backend,
+            &rows,
+            m,
+            b,
+            SendPtr(c.as_mut_ptr()),
+            ldc,
+            &out,
+            threading,
+        );
     }
 }
 
@@ -690,7 +732,19 @@ fn multiply(
             let (i, j) = (t % tm, t / tm);
             let blocks = share(row_blocks, tm, i);
             let rows = blocks.start * ROWS_PER_TASK..(blocks.end * ROWS_PER_TASK).min(m);
-            unsafe { compute(backend, a, rows, share(panels, tn, j), b, c.get(), 0, ldc, out) };
+            unsafe {
+                compute(
+                    backend,
+                    a,
+                    rows,
+                    share(panels, tn, j),
+                    b,
+                    c.get(),
+                    0,
+                    ldc,
+                    out,
+                )
+            };
         });
     }
 }
@@ -817,7 +871,13 @@ pub(crate) struct Rows<'a> {
 /// Quantizes one row of `k <= kb·32` values into `row_bytes` (`kb·32`,
 /// zero past `k`) and `row_scales` (`kb`), with 128 added where the backend
 /// wants unsigned bytes.
-fn quantize_row(backend: QBackend, row: &[f32], kb: usize, row_bytes: &mut [u8], row_scales: &mut [f32]) {
+fn quantize_row(
+    backend: QBackend,
+    row: &[f32],
+    kb: usize,
+    row_bytes: &mut [u8],
+    row_scales: &mut [f32],
+) {
     let k = row.len();
     #[cfg(target_arch = "x86_64")]
     match backend {
