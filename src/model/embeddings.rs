@@ -15,7 +15,7 @@ pub(crate) struct BertEmbeddings {
     // Position id of each sequence's first token (RoBERTa: pad_token_id + 1).
     position_offset: usize,
     // word_embeddings: [vocab_size, width]
-    // (read in place from the mapped file when it stores f32)
+    // (rows read from the file when it stores f32)
     word_embeddings: Table,
     // position_embeddings: [max_position_embeddings, width]
     position_embeddings: Vec<f32>,
@@ -55,7 +55,6 @@ impl BertEmbeddings {
         rows_per_task: usize,
     ) {
         let h = self.width;
-        let word_embeddings = self.word_embeddings.as_slice();
         out.par_chunks_mut(rows_per_task * h)
             .enumerate()
             .for_each(|(chunk, rows)| {
@@ -68,12 +67,12 @@ impl BertEmbeddings {
                     let position = self.position_offset + t - starts[seq];
                     let word = batch.input_ids()[t] as usize;
                     let kind = batch.token_type_ids()[t] as usize;
-                    let w = &word_embeddings[word * h..(word + 1) * h];
+                    self.word_embeddings.read_row(word, row);
                     let p = &self.position_embeddings[position * h..(position + 1) * h];
                     let y = &self.token_type_embeddings[kind * h..(kind + 1) * h];
                     for j in 0..h {
                         // Same order of additions as PyTorch: (word + type) + position.
-                        row[j] = (w[j] + y[j]) + p[j];
+                        row[j] = (row[j] + y[j]) + p[j];
                     }
                 }
                 self.layer_norm.forward(k, rows);
