@@ -209,7 +209,7 @@ impl BertLayer {
         m: usize,
         x: &[f32],
         y: &mut [f32],
-        ffn_up: &mut Vec<f32>,
+        ffn_up: &mut [f32],
         ffn_up_q: &mut QuantizedActivations,
     ) {
         if self.int8_ffn() {

@@ -496,16 +496,20 @@ impl Kernels {
                 kp,
                 kb,
             };
-            multiply(
-                backend,
-                &a,
-                m,
-                b,
-                SendPtr(c.as_mut_ptr()),
-                ldc,
-                &out,
-                threading,
-            );
+            // SAFETY: `c` is borrowed mutably and holds m rows of stride
+            // ldc (asserted above).
+            unsafe {
+                multiply(
+                    backend,
+                    &a,
+                    m,
+                    b,
+                    SendPtr(c.as_mut_ptr()),
+                    ldc,
+                    &out,
+                    threading,
+                )
+            };
         });
     }
 
@@ -670,16 +674,20 @@ impl Kernels {
             kp,
             kb,
         };
-        multiply(
-            backend,
-            &rows,
-            m,
-            b,
-            SendPtr(c.as_mut_ptr()),
-            ldc,
-            &out,
-            threading,
-        );
+        // SAFETY: `c` is borrowed mutably and holds m rows of stride ldc
+        // (asserted above).
+        unsafe {
+            multiply(
+                backend,
+                &rows,
+                m,
+                b,
+                SendPtr(c.as_mut_ptr()),
+                ldc,
+                &out,
+                threading,
+            )
+        };
     }
 }
 
@@ -699,8 +707,12 @@ fn with_quantized_a(bytes: usize, f: impl FnOnce(&mut QuantizedRows)) {
 }
 
 /// `C = out(A·B)` over all `m` rows of quantized `a`, split among threads.
+///
+/// # Safety
+/// `c` must be valid for writes of `m` rows of stride `ldc` (`n` columns
+/// each), which nothing else reads or writes meanwhile.
 #[allow(clippy::too_many_arguments)]
-fn multiply(
+unsafe fn multiply(
     backend: QBackend,
     a: &Rows<'_>,
     m: usize,
@@ -718,9 +730,8 @@ fn multiply(
         Threading::Single => 1,
     };
     let tasks = threads.min(work / MIN_MACS_PER_TASK).max(1);
-    // SAFETY (both calls): the callers asserted that C holds m rows of
-    // stride ldc; each task writes its own rows x panels.
     if tasks == 1 {
+        // SAFETY: the caller's guarantee covers all of C.
         unsafe { compute(backend, a, 0..m, 0..panels, b, c.get(), 0, ldc, out) };
     } else {
         // Column shares first (each thread streams its own weights),
@@ -732,6 +743,8 @@ fn multiply(
             let (i, j) = (t % tm, t / tm);
             let blocks = share(row_blocks, tm, i);
             let rows = blocks.start * ROWS_PER_TASK..(blocks.end * ROWS_PER_TASK).min(m);
+            // SAFETY: the caller's guarantee covers C; the tasks' (rows,
+            // panels) shares do not overlap.
             unsafe {
                 compute(
                     backend,
