@@ -171,7 +171,7 @@ impl PackedBatch {
 pub struct Scratch {
     // hidden: [tokens, hidden]
     pub(crate) hidden: Vec<f32>,
-    // qkv: [tokens, 3·hidden] (the last layer keeps only K, V: [tokens, 2·hidden])
+    // qkv: [group, 3·hidden] for one group of sequences at a time (the last layer keeps only K, V: [group, 2·hidden])
     pub(crate) qkv: Vec<f32>,
     // ctx: [tokens, hidden], attention output before its projection
     pub(crate) ctx: Vec<f32>,
@@ -214,7 +214,9 @@ impl Scratch {
         let (t, s, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
         let threads = rayon::current_num_threads();
         grow(&mut self.hidden, t * h);
-        grow(&mut self.qkv, t * 3 * h);
+        // One group of sequences at a time (encoder::QKV_GROUP_TOKENS).
+        let group = t.min(super::encoder::QKV_GROUP_TOKENS.max(batch.max_len()));
+        grow(&mut self.qkv, group * 3 * h);
         grow(&mut self.ctx, t * h.max(c.embedding_size));
         grow(&mut self.attn_out, t * h);
         if !int8_ffn {
