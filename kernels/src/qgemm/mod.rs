@@ -248,11 +248,6 @@ impl QuantizedActivations {
         self.k
     }
 
-    /// Bytes of buffers this holds (its capacity, not just the rows in use).
-    pub fn size_bytes(&self) -> usize {
-        self.bytes.len() + 4 * (self.scales.len() + self.chunks.len())
-    }
-
     /// Shapes this for `m` rows of `k` values made on `threads` threads.
     fn resize(&mut self, backend: QBackend, m: usize, k: usize, threads: usize) {
         let kb = k.div_ceil(QBLOCK);
@@ -475,16 +470,11 @@ impl Kernels {
         if m == 0 || n == 0 {
             return;
         }
-        assert!(lda >= k && ldc >= n, "qgemm: row stride shorter than a row");
+        assert!(lda >= k, "qgemm: A's row stride shorter than a row");
         assert!(
             a.len() >= (m - 1) * lda + k,
             "qgemm: A too short for [{m}, {k}]"
         );
-        assert!(
-            c.len() >= (m - 1) * ldc + n,
-            "qgemm: C too short for [{m}, {n}]"
-        );
-        let out = crate::gemm::tile_out(m, n, epilogue);
         let kb = b.kb();
         let kp = kb * QBLOCK;
         with_quantized_a(m * kp, |qa| {
@@ -496,20 +486,7 @@ impl Kernels {
                 kp,
                 kb,
             };
-            // SAFETY: `c` is borrowed mutably and holds m rows of stride
-            // ldc (asserted above).
-            unsafe {
-                multiply(
-                    backend,
-                    &a,
-                    m,
-                    b,
-                    SendPtr(c.as_mut_ptr()),
-                    ldc,
-                    &out,
-                    threading,
-                )
-            };
+            multiply(backend, &a, m, b, c, ldc, epilogue, threading);
         });
     }
 
@@ -661,12 +638,6 @@ impl Kernels {
             a.backend == Some(backend) && a.k == b.k,
             "qgemm_quantized: A was quantized for another kernel or another K"
         );
-        assert!(ldc >= n, "qgemm_quantized: row stride shorter than a row");
-        assert!(
-            c.len() >= (m - 1) * ldc + n,
-            "qgemm_quantized: C too short for [{m}, {n}]"
-        );
-        let out = crate::gemm::tile_out(m, n, epilogue);
         let (kb, kp) = (a.kb, a.kb * QBLOCK);
         let rows = Rows {
             bytes: &a.bytes[..m * kp],
@@ -674,20 +645,7 @@ impl Kernels {
             kp,
             kb,
         };
-        // SAFETY: `c` is borrowed mutably and holds m rows of stride ldc
-        // (asserted above).
-        unsafe {
-            multiply(
-                backend,
-                &rows,
-                m,
-                b,
-                SendPtr(c.as_mut_ptr()),
-                ldc,
-                &out,
-                threading,
-            )
-        };
+        multiply(backend, &rows, m, b, c, ldc, epilogue, threading);
     }
 }
 
@@ -706,23 +664,30 @@ fn with_quantized_a(bytes: usize, f: impl FnOnce(&mut QuantizedRows)) {
     })
 }
 
-/// `C = out(A·B)` over all `m` rows of quantized `a`, split among threads.
+/// `C[m, n] = epilogue(A·B)` over all `m` rows of quantized `a` (row
+/// stride `ldc`), split among threads.
 ///
-/// # Safety
-/// `c` must be valid for writes of `m` rows of stride `ldc` (`n` columns
-/// each), which nothing else reads or writes meanwhile.
+/// # Panics
+/// If `c` is too short or `ldc < n`, or the epilogue's operands do not match.
 #[allow(clippy::too_many_arguments)]
-unsafe fn multiply(
+fn multiply(
     backend: QBackend,
     a: &Rows<'_>,
     m: usize,
     b: &QuantizedMatrix,
-    c: SendPtr,
+    c: &mut [f32],
     ldc: usize,
-    out: &crate::gemm::TileOuts,
+    epilogue: Epilogue<'_>,
     threading: Threading,
 ) {
     let n = b.n;
+    assert!(ldc >= n, "qgemm: C's row stride shorter than a row");
+    assert!(
+        c.len() >= (m - 1) * ldc + n,
+        "qgemm: C too short for [{m}, {n}]"
+    );
+    let out = &crate::gemm::tile_out(m, n, epilogue);
+    let c = SendPtr(c.as_mut_ptr());
     let panels = n.div_ceil(b.nr);
     let work = m * n * a.kp;
     let threads = match threading {
@@ -731,7 +696,7 @@ unsafe fn multiply(
     };
     let tasks = threads.min(work / MIN_MACS_PER_TASK).max(1);
     if tasks == 1 {
-        // SAFETY: the caller's guarantee covers all of C.
+        // SAFETY: C holds m rows of stride ldc (asserted above).
         unsafe { compute(backend, a, 0..m, 0..panels, b, c.get(), 0, ldc, out) };
     } else {
         // Column shares first (each thread streams its own weights),
@@ -743,8 +708,8 @@ unsafe fn multiply(
             let (i, j) = (t % tm, t / tm);
             let blocks = share(row_blocks, tm, i);
             let rows = blocks.start * ROWS_PER_TASK..(blocks.end * ROWS_PER_TASK).min(m);
-            // SAFETY: the caller's guarantee covers C; the tasks' (rows,
-            // panels) shares do not overlap.
+            // SAFETY: C holds m rows of stride ldc (asserted above); the
+            // tasks' (rows, panels) shares do not overlap.
             unsafe {
                 compute(
                     backend,
