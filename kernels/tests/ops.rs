@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{every_isa, filled, U};
-use crossenc_kernels::{reference, Activation, AttentionShape};
+use common::{every_bf16_path, every_isa, filled, U};
+use crossenc_kernels::gemm::bf16::{from_bf16, to_bf16};
+use crossenc_kernels::{reference, Activation, AttentionShape, HeadAttention};
 
 /// Inputs covering each function's regimes: around 0, the erf/tanh knees, the
 /// saturated tails, and exp's under/overflow edges.
@@ -188,6 +189,104 @@ fn attention_every_isa() {
                         kernels.isa()
                     );
                 }
+            }
+        }
+    }
+}
+
+/// Attention with `bf16: true`: Q, K and V rounded to bf16 for the products
+/// on paths with a bf16 dot product, f32 elsewhere. The reference gets the
+/// inputs rounded to bf16 (so the products are the same numbers), which
+/// leaves the probabilities' rounding: each p is off by at most 2^-9·p
+/// (round to nearest in bf16's 8-bit significand), so the output, a
+/// p-weighted mean of |v| <= 2, moves by at most 2^-9·2, plus f32's error as
+/// in `attention_every_isa`.
+#[test]
+fn attention_bf16_products_every_path() {
+    for kernels in every_bf16_path() {
+        let dot = !kernels.bf16_path().ends_with("-widen");
+        eprintln!(
+            "attention bf16 on {} ({})",
+            kernels.bf16_path(),
+            if dot { "bf16 products" } else { "f32 products" }
+        );
+        for (len, heads, head_dim) in [
+            (1, 1, 4),
+            (2, 1, 2),
+            (5, 2, 8),
+            (33, 3, 32),
+            (128, 12, 32),
+            (70, 6, 64),
+            (45, 2, 12),
+            // Odd lengths across several key blocks and query tiles.
+            (129, 1, 16),
+            (301, 2, 32),
+            (513, 1, 64),
+            // An odd head width stays f32.
+            (20, 2, 7),
+        ] {
+            let shape = AttentionShape {
+                len,
+                heads,
+                head_dim,
+            };
+            let hidden = shape.hidden();
+            let ld_qkv = 3 * hidden + 5;
+            let ld_ctx = hidden + 3;
+            let qkv_padded: Vec<f32> = filled(len * ld_qkv, 7 + len as u32)
+                .iter()
+                .map(|v| 2.0 * v)
+                .collect();
+            let paired = dot && head_dim % 2 == 0;
+            let rounded = |x: f32| if paired { from_bf16(to_bf16(x)) } else { x };
+            let mut qkv = Vec::with_capacity(len * 3 * hidden);
+            for row in qkv_padded.chunks(ld_qkv) {
+                qkv.extend(row[..3 * hidden].iter().map(|&x| rounded(x)));
+            }
+            let want = reference::attention(shape, &qkv);
+            let mut ctx = vec![f32::NAN; len * ld_ctx];
+            let mut scratch = vec![0.0f32; shape.scratch_len()];
+            let head = HeadAttention {
+                rows: len,
+                len,
+                head_dim,
+                ld_q: ld_qkv,
+                ld_kv: ld_qkv,
+                ld_out: ld_ctx,
+                bf16: true,
+            };
+            for h in 0..heads {
+                let d0 = h * head_dim;
+                // SAFETY: ctx holds len rows of ld_ctx >= hidden floats;
+                // this call alone writes columns d0..d0 + head_dim.
+                unsafe {
+                    kernels.attention_head(
+                        head,
+                        &qkv_padded[d0..],
+                        &qkv_padded[hidden + d0..],
+                        &qkv_padded[2 * hidden + d0..],
+                        ctx.as_mut_ptr().add(d0),
+                        &mut scratch,
+                    )
+                };
+            }
+            let p_rounding = if paired { 2.0 * 2f64.powi(-9) } else { 0.0 };
+            let tol = 2.0 * (head_dim + len + 16) as f64 * U * 4.0 + p_rounding;
+            let mut worst = 0.0f64;
+            for i in 0..len {
+                for d in 0..hidden {
+                    let (g, w) = (ctx[i * ld_ctx + d], want[i * hidden + d]);
+                    let err = ((g - w) as f64).abs();
+                    worst = worst.max(err);
+                    assert!(
+                        err <= tol,
+                        "{} attention bf16 {shape:?}: ctx[{i}, {d}] = {g}, want {w} (tol {tol:e})",
+                        kernels.bf16_path()
+                    );
+                }
+            }
+            if len == 128 {
+                eprintln!("  {shape:?}: largest difference {worst:.2e} (tolerance {tol:.2e})");
             }
         }
     }

@@ -175,6 +175,13 @@ impl Kernels {
         kernels
     }
 
+    /// Whether bf16 products run on a bf16 dot-product instruction here
+    /// (`vdpbf16ps`, `bfdot`) rather than widened to f32: then attention's
+    /// products take bf16 operands when asked ([`crate::HeadAttention::bf16`]).
+    pub fn bf16_dot(&self) -> bool {
+        self.bf16_backend() != Bf16Backend::Widen
+    }
+
     /// The name of the bf16 path in use: `avx512-bf16`, or `<isa>-widen`
     /// (bf16 storage, f32 compute on the ISA's f32 kernel).
     pub fn bf16_path(&self) -> &'static str {

@@ -37,6 +37,24 @@ pub(crate) trait Microkernel: Copy + Send + Sync {
     /// The deepest K block: see [`super::params::kc_for`]. (MC and NC
     /// depend on the call's K block and columns: see `mc_for`, `nc_for`.)
     const KC: usize = super::params::kc_for(Self::NR);
+    /// Whether the panels hold bf16 pairs along K (`kc` then counts pairs,
+    /// and [`Microkernel::pack_a`] pairs as it packs): see `gemm/bf16.rs`.
+    const PAIRS: bool = false;
+
+    /// `dst[i] = pair(even[i], odd[i])` for `i < n`: word `i` holds `even[i]`
+    /// rounded to bf16 in its low half and `odd[i]` in its high half (round
+    /// to nearest even), the pair word the bf16 kernels read. Attention uses
+    /// it to pair two rows of a panel along K. `dst` may be `even` or `odd`
+    /// (each word is written after both its inputs are read).
+    ///
+    /// # Safety
+    /// `even` and `odd` hold `n` readable floats, `dst` room for `n` words.
+    unsafe fn interleave_pairs(self, dst: *mut f32, even: *const f32, odd: *const f32, n: usize) {
+        for i in 0..n {
+            // SAFETY: i < n (the caller's guarantee); both reads come first.
+            unsafe { *dst.add(i) = super::bf16::pair(*even.add(i), *odd.add(i)) };
+        }
+    }
 
     /// Packs the `mc x kc` block of A at `a` (`A[i, p]` at `a[i·rsa + p·csa]`)
     /// into `MR`-row micro-panels at `dst` (see [`super::pack`]).

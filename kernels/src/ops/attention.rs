@@ -2,6 +2,7 @@
 //! flash-style ([`Kernels::attention_head`]), or every head in turn.
 
 use super::softmax;
+use crate::gemm::bf16::Bf16Backend;
 use crate::gemm::kernel::{Microkernel, TileOut};
 use crate::gemm::with_microkernel;
 use crate::simd::{simd_dispatch, Simd};
@@ -79,6 +80,7 @@ impl Kernels {
             ld_q: ld_qkv,
             ld_kv: ld_qkv,
             ld_out: ld_ctx,
+            bf16: false,
         };
         for h in 0..heads {
             // SAFETY: `ctx` is borrowed mutably and long enough (asserted):
@@ -129,6 +131,13 @@ pub struct HeadAttention {
     pub ld_kv: usize,
     /// Row stride of the output.
     pub ld_out: usize,
+    /// Whether the two products may round their operands to bf16 (Q, K, V
+    /// and the softmax's probabilities; sums, softmax and output stay f32):
+    /// honoured where the CPU has a bf16 dot product (AVX512_BF16, NEON
+    /// BF16) and the head width is even, f32 elsewhere. Each operand is
+    /// rounded element by element, so a row's output still depends on its
+    /// own sequence alone.
+    pub bf16: bool,
 }
 
 impl HeadAttention {
@@ -242,9 +251,27 @@ impl Kernels {
             "attention_head: scratch too short"
         );
         let backend = self.backend;
+        if shape.bf16 && d.is_multiple_of(2) {
+            match self.bf16_backend() {
+                #[cfg(target_arch = "x86_64")]
+                Bf16Backend::Avx512Bf16(token) => {
+                    let kernel = crate::gemm::x86_64::avx512_bf16::Avx512Bf16Kernel(token);
+                    // SAFETY: as below.
+                    return unsafe { head(kernel, kernel, backend, shape, q, k, v, out, scratch) };
+                }
+                #[cfg(target_arch = "aarch64")]
+                Bf16Backend::NeonBf16(token) => {
+                    let kernel = crate::gemm::aarch64::neon_bf16::NeonBf16Kernel(token);
+                    // SAFETY: as below.
+                    return unsafe { head(kernel, kernel, backend, shape, q, k, v, out, scratch) };
+                }
+                // No bf16 dot product: rounding would cost time and buy nothing.
+                Bf16Backend::Widen => {}
+            }
+        }
         // SAFETY: the caller's guarantee on `out`; the slices are checked above.
         with_microkernel!(self.backend, |kernel| unsafe {
-            head(kernel, backend, shape, q, k, v, out, scratch)
+            head(kernel, kernel, backend, shape, q, k, v, out, scratch)
         })
     }
 }
@@ -265,8 +292,9 @@ impl Kernels {
 /// As `attention_head`; the slices are long enough for `shape`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn head<K: Microkernel>(
-    kernel: K,
+unsafe fn head<KQ: Microkernel, KV: Microkernel>(
+    kq: KQ,
+    kv: KV,
     backend: Backend,
     shape: HeadAttention,
     q: &[f32],
@@ -275,7 +303,11 @@ unsafe fn head<K: Microkernel>(
     out: *mut f32,
     scratch: &mut [f32],
 ) {
-    const { assert!(K::MR <= MAX_MR && K::NR <= MAX_NR) };
+    const {
+        assert!(KQ::MR <= MAX_MR && KQ::NR <= MAX_NR);
+        // One tile shape: Sᵀ's tiles are Pᵀ's panels.
+        assert!(KQ::MR == KV::MR && KQ::NR == KV::NR);
+    };
     let HeadAttention {
         rows,
         len,
@@ -283,9 +315,19 @@ unsafe fn head<K: Microkernel>(
         ld_q,
         ld_kv,
         ld_out,
+        ..
     } = shape;
-    let (mr, nr) = (K::MR, K::NR);
+    let (mr, nr) = (KQ::MR, KQ::NR);
     let layout = Layout::new(len, d, mr, nr);
+    // A product on a pair kernel (`PAIRS`) counts its depth in bf16 pair
+    // words: d/2 for Sᵀ = K·Qᵀ (d even: the caller's check), keys/2
+    // (rounded up) for Oᵀ = Vᵀ·Pᵀ. Every paired panel is no larger than its
+    // f32 layout.
+    let (pairs_qk, pairs_pv) = (KQ::PAIRS, KV::PAIRS);
+    debug_assert!(!pairs_qk || d.is_multiple_of(2));
+    debug_assert!(!pairs_pv || layout.key_block.is_multiple_of(2));
+    let depth_qk = if pairs_qk { d / 2 } else { d };
+    let len_v = if pairs_pv { len.div_ceil(2) } else { len };
     let (packed_k, rest) = scratch.split_at_mut(layout.packed_k);
     let (packed_v, rest) = rest.split_at_mut(layout.packed_v);
     let (queries, rest) = rest.split_at_mut(layout.queries);
@@ -298,8 +340,14 @@ unsafe fn head<K: Microkernel>(
     // the caller); the panels hold len.div_ceil(MR)·MR·d and
     // d.div_ceil(MR)·MR·len floats (the layout).
     unsafe {
-        kernel.pack_a(packed_k.as_mut_ptr(), k.as_ptr(), ld_kv, 1, len, d);
-        kernel.pack_a(packed_v.as_mut_ptr(), v.as_ptr(), 1, ld_kv, d, len);
+        // The pair kernels pack A in pairs along K (`csa` 2 floats).
+        let csa = if pairs_qk { 2 } else { 1 };
+        kq.pack_a(packed_k.as_mut_ptr(), k.as_ptr(), ld_kv, csa, len, depth_qk);
+        if pairs_pv {
+            pack_v_pairs(kv, packed_v, v, ld_kv, d, len);
+        } else {
+            kv.pack_a(packed_v.as_mut_ptr(), v.as_ptr(), 1, ld_kv, d, len);
+        }
     }
     // Scores in base 2 for the softmax: 1/√d and log2 e in one multiply.
     let scale = std::f32::consts::LOG2_E / (d as f32).sqrt();
@@ -309,6 +357,18 @@ unsafe fn head<K: Microkernel>(
         let panels = tr.div_ceil(nr);
         // Qᵀ: element (p, j) = q[(r0 + j)·ld_q + p]; zero past the tile's queries.
         pack_queries(backend, queries, &q[r0 * ld_q..], ld_q, d, tr, nr);
+        if pairs_qk {
+            // Panel j's rows (dimensions) 2p and 2p + 1 become its pair row p.
+            for j in 0..panels {
+                // SAFETY: panel j's d x NR floats lie inside `queries`, and
+                // its pair panel (d/2 x NR words at j·(d/2)·NR) starts no
+                // later.
+                unsafe {
+                    let base = queries.as_mut_ptr();
+                    pair_rows(kq, base.add(j * depth_qk * nr), base.add(j * d * nr), nr, d)
+                };
+            }
+        }
         col_max.fill(f32::NEG_INFINITY);
         col_sum.fill(0.0);
         for (block, c0) in (0..len).step_by(kb_max).enumerate() {
@@ -324,10 +384,10 @@ unsafe fn head<K: Microkernel>(
                     // of Qᵀ holds d·NR floats; the C tile (keys x NR, row
                     // stride NR) lies inside panel j of `scores`.
                     unsafe {
-                        kernel.tile(
-                            d,
-                            packed_k.as_ptr().add((c0 + t * mr) * d),
-                            queries.as_ptr().add(j * d * nr),
+                        kq.tile(
+                            depth_qk,
+                            packed_k.as_ptr().add((c0 + t * mr) * depth_qk),
+                            queries.as_ptr().add(j * depth_qk * nr),
                             scores.as_mut_ptr().add(j * kb_max * nr + t * mr * nr),
                             nr,
                             keys,
@@ -349,7 +409,25 @@ unsafe fn head<K: Microkernel>(
                     tq,
                     if block == 0 { 0 } else { d },
                 );
+                if pairs_pv {
+                    let panel = &mut scores[j * kb_max * nr..(j + 1) * kb_max * nr];
+                    if kb % 2 == 1 {
+                        // The last block's odd key pairs with zeros (kb <
+                        // kb_max, which is even, so the row is in the panel).
+                        panel[kb * nr..(kb + 1) * nr].fill(0.0);
+                    }
+                    // SAFETY: kb.div_ceil(2)·2 <= kb_max rows of NR floats
+                    // are in the panel; the pairs go to its start.
+                    unsafe {
+                        let base = panel.as_mut_ptr();
+                        pair_rows(kv, base, base, nr, kb.div_ceil(2) * 2)
+                    };
+                }
             }
+            let depth_pv = if pairs_pv { kb.div_ceil(2) } else { kb };
+            // Keys before this block, in the packed Vᵀ's steps (c0 is even
+            // with pairs: a multiple of the even key block).
+            let v_step = if pairs_pv { c0 / 2 } else { c0 };
             // Oᵀ[d, tr] (+)= Vᵀ[.., c0..c0+kb] · Pᵀ, one MR-dimension tile at a time.
             let pv = TileOut::plain(1.0, if block == 0 { 0.0 } else { 1.0 });
             for t in 0..d.div_ceil(mr) {
@@ -360,9 +438,9 @@ unsafe fn head<K: Microkernel>(
                     // c0·MR; panel j of `scores` is kb x NR; the C tile (dims x
                     // NR, row stride tq) lies inside Oᵀ.
                     unsafe {
-                        kernel.tile(
-                            kb,
-                            packed_v.as_ptr().add(t * mr * len + c0 * mr),
+                        kv.tile(
+                            depth_pv,
+                            packed_v.as_ptr().add(t * mr * len_v + v_step * mr),
                             scores.as_ptr().add(j * kb_max * nr),
                             out_t.as_mut_ptr().add(t * mr * tq + j * nr),
                             tq,
@@ -388,6 +466,87 @@ unsafe fn head<K: Microkernel>(
                 col_sum,
             )
         };
+    }
+}
+
+/// Pairs the rows of a `rows x width` panel at `src` along its rows: row
+/// `q` of the `rows/2 x width` result at `dst` is the pair words of rows
+/// `2q` and `2q + 1` ([`Microkernel::interleave_pairs`]). `dst` may be `src`
+/// or anywhere before it at a whole number of rows: each result row is
+/// written after its two inputs are read and never over a row still unread.
+///
+/// # Safety
+/// `src` holds `rows · width` readable floats and `dst` room for
+/// `rows/2 · width` words, placed as above; `rows` is even.
+#[inline(always)]
+unsafe fn pair_rows<K: Microkernel>(
+    kernel: K,
+    dst: *mut f32,
+    src: *const f32,
+    width: usize,
+    rows: usize,
+) {
+    debug_assert!(rows.is_multiple_of(2));
+    for q in 0..rows / 2 {
+        // SAFETY: rows 2q and 2q + 1 < rows of src and row q of dst (the
+        // caller's guarantee); row q of dst is row 2q of src or clear of
+        // both (see above).
+        unsafe {
+            kernel.interleave_pairs(
+                dst.add(q * width),
+                src.add(2 * q * width),
+                src.add((2 * q + 1) * width),
+                width,
+            )
+        };
+    }
+}
+
+/// Packs `Vᵀ` (`v: [len, d]`, row stride `ld_kv`) as the A operand of
+/// `Oᵀ = Vᵀ·Pᵀ` in bf16 pairs along the keys: micro-panel `t` (dimensions
+/// `t·MR..`) is `[len/2 rounded up][MR]` words, word `(p, r)` holding keys
+/// `2p` and `2p + 1` of dimension `t·MR + r`, zero past `len` and past `d`.
+///
+/// # Panics
+/// If `v` or `dst` is too short.
+#[inline(always)]
+fn pack_v_pairs<K: Microkernel>(
+    kernel: K,
+    dst: &mut [f32],
+    v: &[f32],
+    ld_kv: usize,
+    d: usize,
+    len: usize,
+) {
+    // Dimensions paired per call: a stack buffer of words and one of zeros
+    // (the odd key past `len`).
+    const CHUNK: usize = 64;
+    let (mr, len_v) = (K::MR, len.div_ceil(2));
+    let panels = d.div_ceil(mr);
+    assert!(
+        dst.len() >= panels * mr * len_v,
+        "pack_v_pairs: dst too short"
+    );
+    let (zeros, mut words) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
+    for p in 0..len_v {
+        for c0 in (0..d).step_by(CHUNK) {
+            let n = CHUNK.min(d - c0);
+            let even = &v[2 * p * ld_kv + c0..][..n];
+            let odd = if 2 * p + 1 < len {
+                &v[(2 * p + 1) * ld_kv + c0..][..n]
+            } else {
+                &zeros[..n]
+            };
+            // SAFETY: both inputs hold n floats and `words` room for n <= CHUNK.
+            unsafe { kernel.interleave_pairs(words.as_mut_ptr(), even.as_ptr(), odd.as_ptr(), n) };
+            for (i, &w) in words[..n].iter().enumerate() {
+                let dim = c0 + i;
+                dst[(dim / mr) * mr * len_v + p * mr + dim % mr] = w;
+            }
+        }
+        for dim in d..panels * mr {
+            dst[(dim / mr) * mr * len_v + p * mr + dim % mr] = 0.0;
+        }
     }
 }
 

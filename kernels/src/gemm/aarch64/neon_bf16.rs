@@ -60,6 +60,7 @@ impl Step<NeonToken> for Bfdot {
 impl Microkernel for NeonBf16Kernel {
     const MR: usize = MR;
     const NR: usize = NV * 4;
+    const PAIRS: bool = true;
 
     unsafe fn pack_a(
         self,

@@ -56,6 +56,12 @@ impl Step<Avx512Token> for DotBf16 {
 impl Microkernel for Avx512Bf16Kernel {
     const MR: usize = MR;
     const NR: usize = NV * 16;
+    const PAIRS: bool = true;
+
+    unsafe fn interleave_pairs(self, dst: *mut f32, even: *const f32, odd: *const f32, n: usize) {
+        // SAFETY: the token proves the features; the rest is the caller's guarantee.
+        unsafe { interleave_pairs(self.0, dst, even, odd, n) }
+    }
 
     unsafe fn pack_a(
         self,
@@ -109,6 +115,57 @@ unsafe fn tile(
 ) {
     // SAFETY: the caller's guarantee.
     unsafe { tile_with::<_, _, MR, NV>(token.avx512(), DotBf16, kc, a, b, c, ldc, rows, cols, out) }
+}
+
+/// Where `vpermw` takes each bf16 of a pair word from, out of
+/// `vcvtne2ps2bf16(odd, even)`'s `[even 0..16, odd 0..16]`: word `i` is
+/// `even[i]` (low half) then `odd[i]`.
+const INTERLEAVE: [u16; 32] = {
+    let mut idx = [0u16; 32];
+    let mut k = 0;
+    while k < 32 {
+        idx[k] = (k / 2 + (k % 2) * 16) as u16;
+        k += 1;
+    }
+    idx
+};
+
+/// [`Microkernel::interleave_pairs`], 16 words at a time: two loads, one
+/// `vcvtne2ps2bf16`, one `vpermw`, one store (masked for the tail).
+///
+/// # Safety
+/// As [`Microkernel::interleave_pairs`]; the CPU has AVX512_BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+unsafe fn interleave_pairs(
+    _token: Avx512Bf16Token,
+    dst: *mut f32,
+    even: *const f32,
+    odd: *const f32,
+    n: usize,
+) {
+    // SAFETY: INTERLEAVE is 32 u16, one zmm.
+    let idx = unsafe { _mm512_loadu_si512(INTERLEAVE.as_ptr().cast()) };
+    for i0 in (0..n).step_by(16) {
+        let left = n - i0;
+        let mask = if left >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << left) - 1) as u16
+        };
+        // SAFETY: the mask covers elements i0..min(n, i0 + 16) of each
+        // input and words of dst (the caller's guarantee); both loads come
+        // before the store, so dst may be an input.
+        unsafe {
+            let e = _mm512_maskz_loadu_ps(mask, even.add(i0));
+            let o = _mm512_maskz_loadu_ps(mask, odd.add(i0));
+            let halves = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(o, e));
+            _mm512_mask_storeu_epi32(
+                dst.add(i0).cast(),
+                mask,
+                _mm512_permutexvar_epi16(idx, halves),
+            );
+        }
+    }
 }
 
 /// Pairs converted per row at a time: one `vcvtne2ps2bf16` (32 floats).
