@@ -210,7 +210,7 @@ impl CrossEncoder {
     }
 
     /// The kernel path in use, e.g. `avx512` or, with int8,
-    /// `avx512 (int8: avx512-vnni)`.
+    /// `avx512 (int8: avx512-vnni, attention: bf16)`.
     pub fn kernel_path(&self) -> String {
         self.runner.kernel_path()
     }

@@ -88,13 +88,25 @@ impl Runner {
         Ok((runner, head))
     }
 
-    /// The ISA of the kernels and, for int8, of the int8 kernel.
+    /// The ISA of the kernels and, in a reduced precision, the path of its
+    /// linear layers and the precision of attention's products.
     pub(crate) fn kernel_path(&self) -> String {
         let k = &self.bert.kernels;
+        // Attention's products take bf16 operands in the reduced precisions
+        // where the CPU has a bf16 dot product (BertLayer::bf16_attention).
+        let attention = if k.bf16_dot() { "bf16" } else { "f32" };
         match self.precision {
             crate::Precision::F32 => k.isa().to_string(),
-            crate::Precision::Int8 => format!("{} (int8: {})", k.isa(), k.int8_path()),
-            crate::Precision::Bf16 => format!("{} (bf16: {})", k.isa(), k.bf16_path()),
+            crate::Precision::Int8 => format!(
+                "{} (int8: {}, attention: {attention})",
+                k.isa(),
+                k.int8_path()
+            ),
+            crate::Precision::Bf16 => format!(
+                "{} (bf16: {}, attention: {attention})",
+                k.isa(),
+                k.bf16_path()
+            ),
         }
     }
 

@@ -122,19 +122,24 @@ fn retrieval(
             let g: Vec<f64> = got.1.iter().map(|d| cosine(gq, d)).collect();
             let top = overlap(&top10(&w), &top10(&g));
             if top < 10 {
-                // How close the reference itself came to a different top-10.
-                let mut sorted = w.clone();
-                sorted.sort_by(|a, b| b.total_cmp(a));
-                eprintln!(
-                    "  a query's top-10 changed ({top} of 10 kept); f32 cosines at ranks 10 and 11: {:.6} and {:.6} (gap {:.1e})",
-                    sorted[9],
-                    sorted[10],
-                    sorted[9] - sorted[10]
-                );
+                report_changed_top10("a query's", "cosines", &w, top);
             }
             (top, spearman(&w, &g))
         })
         .collect()
+}
+
+/// How close the reference itself came to a different top-10, for a
+/// ranking whose top-10 changed: its scores at ranks 10 and 11.
+fn report_changed_top10(what: &str, scores: &str, want: &[f64], kept: usize) {
+    let mut sorted = want.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    eprintln!(
+        "  {what} top-10 changed ({kept} of 10 kept); f32 {scores} at ranks 10 and 11: {:.6} and {:.6} (gap {:.1e})",
+        sorted[9],
+        sorted[10],
+        sorted[9] - sorted[10]
+    );
 }
 
 fn embed(dir: &std::path::Path, precision: Precision, texts: &[String]) -> Vec<Vec<f32>> {
@@ -241,6 +246,9 @@ fn reduced_precision_cross_encoder_keeps_the_ranking() {
             "{}: cross-encoder ranking of 1,000 documents: Spearman {rho:.5}, top-10 overlap {top}",
             precision.name()
         );
+        if top < 10 {
+            report_changed_top10("the", "logits", &want, top);
+        }
         match precision {
             Precision::F32 => assert!(rho >= 0.99999 && top == 10, "f32: {rho} {top}"),
             Precision::Int8 => {

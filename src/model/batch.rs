@@ -171,15 +171,20 @@ impl PackedBatch {
 pub struct Scratch {
     // hidden: [tokens, hidden]
     pub(crate) hidden: Vec<f32>,
-    // qkv: [group, 3·hidden] for one group of sequences at a time (the last layer keeps only K, V: [group, 2·hidden])
+    // A layer runs one group of whole sequences at a time
+    // (encoder::sequence_groups), so the buffers below `hidden` hold a group,
+    // or, in the last layer, which computes [CLS] rows only, one row per
+    // sequence.
+    // qkv: [group, 3·hidden] (the last layer keeps only K, V: [group, 2·hidden])
     pub(crate) qkv: Vec<f32>,
-    // ctx: [tokens, hidden], attention output before its projection
+    // ctx: [group, hidden], attention output before its projection
     pub(crate) ctx: Vec<f32>,
-    // attn_out: [tokens, hidden]
+    // attn_out: [group, hidden]; before the first layer, ELECTRA's
+    // [tokens, embedding_size] embeddings ahead of their projection
     pub(crate) attn_out: Vec<f32>,
-    // ffn_up: [tokens, intermediate] (f32 and bf16 models)
+    // ffn_up: [group, intermediate] (f32 and bf16 models)
     pub(crate) ffn_up: Vec<f32>,
-    // ffn_up_q: [tokens, intermediate] in int8 blocks (int8 models: what
+    // ffn_up_q: [group, intermediate] in int8 blocks (int8 models: what
     // FFN-down reads, never held in f32)
     pub(crate) ffn_up_q: QuantizedActivations,
     // attention: one tile buffer per thread, HeadAttention::scratch_len_for(max_len) each
@@ -214,13 +219,19 @@ impl Scratch {
         let (t, s, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
         let threads = rayon::current_num_threads();
         grow(&mut self.hidden, t * h);
-        // One group of sequences at a time (encoder::QKV_GROUP_TOKENS).
-        let group = t.min(super::encoder::QKV_GROUP_TOKENS.max(batch.max_len()));
+        // One group of sequences at a time (encoder::GROUP_TOKENS).
+        let group = t.min(super::encoder::GROUP_TOKENS.max(batch.max_len()));
         grow(&mut self.qkv, group * 3 * h);
-        grow(&mut self.ctx, t * h.max(c.embedding_size));
-        grow(&mut self.attn_out, t * h);
+        // The last layer computes [CLS] rows only: one per sequence.
+        let rows = group.max(s);
+        grow(&mut self.ctx, rows * h);
+        grow(&mut self.attn_out, rows * h);
+        if c.embedding_size != h {
+            // ELECTRA's embeddings ahead of their projection.
+            grow(&mut self.attn_out, t * c.embedding_size);
+        }
         if !int8_ffn {
-            grow(&mut self.ffn_up, t * c.intermediate_size);
+            grow(&mut self.ffn_up, rows * c.intermediate_size);
         }
         grow(
             &mut self.attention,

@@ -195,13 +195,17 @@ impl Bert {
                     .forward(&self.kernels, batch, &mut s.hidden[..t * h], ROWS_PER_TASK)
             }
             Some(project) => {
-                // ctx: [t, embedding_size], free until the first layer's attention
-                self.embeddings
-                    .forward(&self.kernels, batch, &mut s.ctx[..t * e], ROWS_PER_TASK);
+                // attn_out: [t, embedding_size], free until the first layer's attention
+                self.embeddings.forward(
+                    &self.kernels,
+                    batch,
+                    &mut s.attn_out[..t * e],
+                    ROWS_PER_TASK,
+                );
                 project.forward(
                     &self.kernels,
                     t,
-                    &s.ctx[..t * e],
+                    &s.attn_out[..t * e],
                     &mut s.hidden[..t * h],
                     None,
                 );

@@ -32,6 +32,9 @@ pub(crate) struct BertLayer {
     output: Linear,
     /// `output.LayerNorm`
     output_layer_norm: LayerNorm,
+    /// Whether attention's products may take bf16 operands
+    /// ([`HeadAttention::bf16`]): in the reduced precisions, not in f32.
+    bf16_attention: bool,
 }
 
 impl BertLayer {
@@ -92,6 +95,7 @@ impl BertLayer {
             )?,
             output: Linear::load(k, w, p, &format!("{l}.output.dense"), h, f, precision)?,
             output_layer_norm: LayerNorm::load(w, p, &format!("{l}.output.LayerNorm"), h, eps)?,
+            bf16_attention: precision != Precision::F32,
         })
     }
 
@@ -103,9 +107,10 @@ impl BertLayer {
         batch: &PackedBatch,
         s: &mut Scratch,
     ) {
-        let (t, h) = (batch.tokens(), c.hidden_size);
-        // ctx: [t, h]
-        let ctx = &mut s.ctx[..t * h];
+        let h = c.hidden_size;
+        // The whole layer, one group of whole sequences at a time: a row's
+        // result depends on its own sequence alone (every product is row by
+        // row), so every buffer but `hidden` holds a group, not the batch.
         for seqs in sequence_groups(batch) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let (g, x) = (rows.len(), &s.hidden[rows.start * h..rows.end * h]);
@@ -131,17 +136,25 @@ impl BertLayer {
                 offset: h,
                 cls_only: false,
             };
-            attention(k, c, batch, seqs, rows.start, q, kv, ctx, &mut s.attention);
+            let group = Group {
+                seqs,
+                row_base: rows.start,
+                bf16: self.bf16_attention,
+            };
+            // ctx: [g, h], the group's rows
+            let ctx = &mut s.ctx[..g * h];
+            attention(k, c, batch, group, q, kv, ctx, &mut s.attention);
+            // attn_out: [g, h] = LayerNorm(ctx · Woᵀ + bo + x)
+            let attn_out = &mut s.attn_out[..g * h];
+            self.attention_output
+                .forward_residual(k, g, ctx, x, attn_out);
+            layer_norm_rows(k, &self.attention_layer_norm, attn_out);
+            // The group's rows of hidden, read for the last time above:
+            // LayerNorm(act(attn_out · W1ᵀ + b1) · W2ᵀ + b2 + attn_out)
+            let y = &mut s.hidden[rows.start * h..rows.end * h];
+            self.feed_forward(k, c, g, attn_out, y, &mut s.ffn_up, &mut s.ffn_up_q);
+            layer_norm_rows(k, &self.output_layer_norm, y);
         }
-        let hidden = &mut s.hidden[..t * h];
-        // attn_out: [t, h] = LayerNorm(ctx · Woᵀ + bo + hidden)
-        let attn_out = &mut s.attn_out[..t * h];
-        self.attention_output
-            .forward_residual(k, t, ctx, hidden, attn_out);
-        layer_norm_rows(k, &self.attention_layer_norm, attn_out);
-        // hidden = LayerNorm(act(attn_out · W1ᵀ + b1) · W2ᵀ + b2 + attn_out)
-        self.feed_forward(k, c, t, attn_out, hidden, &mut s.ffn_up, &mut s.ffn_up_q);
-        layer_norm_rows(k, &self.output_layer_norm, hidden);
     }
 
     /// The `[CLS]` row of every sequence only (keys and values still come
@@ -183,7 +196,12 @@ impl BertLayer {
                 offset: 0,
                 cls_only: false,
             };
-            attention(k, c, batch, seqs, rows.start, q, kv, ctx, &mut s.attention);
+            let group = Group {
+                seqs,
+                row_base: rows.start,
+                bf16: self.bf16_attention,
+            };
+            attention(k, c, batch, group, q, kv, ctx, &mut s.attention);
         }
         // attn_out: [n, h]
         let attn_out = &mut s.attn_out[..n * h];
@@ -258,22 +276,17 @@ impl SharedMut {
     }
 }
 
-/// Scaled dot-product attention for every (sequence, head), spread over the
-/// threads; each sequence attends over its own tokens only (token packing
-/// makes the padding mask implicit). Keys and values for head `h` sit at
-/// columns `kv.offset + h·d` and `kv.offset + hidden + h·d` of `kv`.
-/// `ctx: [rows, hidden]`, one row per query row.
-/// Tokens whose queries, keys and values are computed at once: whole
-/// sequences up to about this many tokens (a longer one alone), so that the
-/// `qkv` buffer holds a group, not the batch (at a 2,048-token batch 512
-/// tokens save three quarters of it: 6.7 MB for MiniLM). Every row's Q, K
-/// and V are what the batch-wide product gives (the GEMMs are
-/// batch-invariant), and the QKV GEMM is as fast at 512 rows (measured
-/// with `bench model --token-budget 512`).
-pub(crate) const QKV_GROUP_TOKENS: usize = 512;
+/// Tokens a layer computes at once: whole sequences up to this many (a
+/// longer one alone), so that every buffer of the layer but `hidden` holds a
+/// group, not the batch (for MiniLM at a ~4,000-token batch: Q, K, V 2.4 MB
+/// rather than 19 MB, the f32 FFN intermediate 3 MB rather than 25 MB).
+/// Every row's result is what the batch-wide products give (the GEMMs are
+/// batch-invariant, attention is per sequence), and the GEMMs are as fast at
+/// 512 rows (measured with `bench model --token-budget 512`).
+pub(crate) const GROUP_TOKENS: usize = 512;
 
 /// Consecutive runs of whole sequences of `batch` with at most
-/// [`QKV_GROUP_TOKENS`] tokens each, or one longer sequence alone.
+/// [`GROUP_TOKENS`] tokens each, or one longer sequence alone.
 fn sequence_groups(batch: &PackedBatch) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let starts = batch.starts();
     let mut first = 0;
@@ -282,7 +295,7 @@ fn sequence_groups(batch: &PackedBatch) -> impl Iterator<Item = std::ops::Range<
             return None;
         }
         let mut end = first + 1;
-        while end < batch.sequences() && starts[end + 1] - starts[first] <= QKV_GROUP_TOKENS {
+        while end < batch.sequences() && starts[end + 1] - starts[first] <= GROUP_TOKENS {
             end += 1;
         }
         let group = first..end;
@@ -291,22 +304,42 @@ fn sequence_groups(batch: &PackedBatch) -> impl Iterator<Item = std::ops::Range<
     })
 }
 
-/// Attention for sequences `seqs` of `batch`: `q` and `kv` hold the rows
-/// from token `row_base` on (`q`, with `cls_only`, one row per sequence of
-/// the batch), and each sequence's output goes to its rows of `ctx` (with
-/// `cls_only`, to row `seq`).
+/// One group of sequences for [`attention`].
+struct Group {
+    /// The sequences, by index in the batch.
+    seqs: std::ops::Range<usize>,
+    /// The first token of the group: row 0 of its `q`, `kv` and `ctx`
+    /// (unless `q` is `cls_only`).
+    row_base: usize,
+    /// Whether the products may round to bf16 ([`HeadAttention::bf16`]).
+    bf16: bool,
+}
+
+/// Scaled dot-product attention for every (sequence, head) of a group,
+/// spread over the threads; each sequence attends over its own tokens only
+/// (token packing makes the padding mask implicit). Keys and values for head
+/// `h` sit at columns `kv.offset + h·d` and `kv.offset + hidden + h·d` of
+/// `kv`.
+///
+/// Attention for the sequences `group.seqs` of `batch`: `q`, `kv` and `ctx`
+/// hold the rows from token `group.row_base` on (with `cls_only`, `q` and
+/// `ctx` hold one row per sequence of the batch: row `seq`).
 #[allow(clippy::too_many_arguments)]
 fn attention(
     k: &Kernels,
     c: &BertConfig,
     batch: &PackedBatch,
-    seqs: std::ops::Range<usize>,
-    row_base: usize,
+    group: Group,
     q: Rows<'_>,
     kv: Rows<'_>,
     ctx: &mut [f32],
     tiles: &mut [f32],
 ) {
+    let Group {
+        seqs,
+        row_base,
+        bf16,
+    } = group;
     let (heads, d, h) = (c.num_attention_heads, c.head_dim(), c.hidden_size);
     let max_len = seqs
         .clone()
@@ -324,11 +357,11 @@ fn attention(
     (0..seqs.len() * heads).into_par_iter().for_each(|task| {
         let (seq, head) = (seqs.start + task / heads, task % heads);
         let range = batch.range(seq);
-        // The first output row and the first query row (in `q`).
+        // The first output row (in `ctx`) and the first query row (in `q`).
         let (first_row, q_row, rows) = if q.cls_only {
             (seq, seq, 1)
         } else {
-            (range.start, range.start - row_base, range.len())
+            (range.start - row_base, range.start - row_base, range.len())
         };
         let shape = HeadAttention {
             rows,
@@ -337,6 +370,7 @@ fn attention(
             ld_q: q.ld,
             ld_kv: kv.ld,
             ld_out: h,
+            bf16,
         };
         let kv_row = range.start - row_base;
         let q_head = &q.data[q_row * q.ld + q.offset + head * d..];
@@ -372,7 +406,7 @@ mod tests {
     fn sequence_groups_cover_the_batch_in_order_within_the_limit() {
         // Lengths around the limit: small ones packed together, a long one
         // alone, one exactly at the limit.
-        let lens = [5, 200, 300, 12, 700, 1, QKV_GROUP_TOKENS, 511, 1, 2];
+        let lens = [5, 200, 300, 12, 700, 1, GROUP_TOKENS, 511, 1, 2];
         let mut batch = PackedBatch::new();
         for &len in &lens {
             batch.push(&vec![1; len], &vec![0; len]).unwrap();
@@ -386,12 +420,12 @@ mod tests {
         for g in &groups {
             let tokens: usize = lens[g.clone()].iter().sum();
             assert!(
-                tokens <= QKV_GROUP_TOKENS || g.len() == 1,
+                tokens <= GROUP_TOKENS || g.len() == 1,
                 "group {g:?} has {tokens} tokens"
             );
             // Greedy: the next sequence would not have fitted.
             if g.end < lens.len() {
-                assert!(tokens + lens[g.end] > QKV_GROUP_TOKENS, "{groups:?}");
+                assert!(tokens + lens[g.end] > GROUP_TOKENS, "{groups:?}");
             }
         }
         assert_eq!(
