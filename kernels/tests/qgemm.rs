@@ -61,6 +61,36 @@ fn every_int8_path_matches_the_definition_bit_for_bit() {
     }
 }
 
+/// Blocks of zeros (a ReLU's output, a zeroed row) quantize to scale 0 on
+/// every path, and blocks past the 16 whose scales the VNNI path divides at
+/// once too.
+#[test]
+fn zero_blocks_match_the_definition_bit_for_bit() {
+    let (m, k, n) = (4, 32 * 20 + 7, 40);
+    let mut x = filled(m * k, 5);
+    x[32..64].fill(0.0); // row 0, block 1
+    x[k + 32 * 17..k + 32 * 18].fill(0.0); // row 1, block 17 (the second group)
+    x[2 * k..3 * k].fill(0.0); // row 2, all of it
+    x[4 * k - 7..].fill(0.0); // row 3, its short last block
+    let w = filled(n * k, 6);
+    let want = reference::qgemm(m, k, n, &x, &w);
+    for kernels in every_int8_path() {
+        let b = kernels.quantize_linear(&w, n, k);
+        let mut c = vec![f32::NAN; m * n];
+        kernels.qgemm(m, &x, k, &b, &mut c, n, Epilogue::None, Threading::Single);
+        for (i, (g, w)) in c.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                w.to_bits(),
+                "{}: C[{}, {}] = {g}, want {w}",
+                kernels.int8_path(),
+                i / n,
+                i % n
+            );
+        }
+    }
+}
+
 #[test]
 fn int8_threads_give_the_same_bits() {
     for kernels in every_int8_path() {

@@ -147,57 +147,91 @@ pub(super) fn quantize_row(
     unsafe { quantize_row_impl(token, row, bytes, scales) }
 }
 
+/// Blocks whose scales [`quantize_row_impl`] divides at once: one vector.
+const SCALE_GROUP: usize = 16;
+
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 fn quantize_row_impl(_token: Avx512VnniToken, row: &[f32], bytes: &mut [u8], scales: &mut [f32]) {
     let k = row.len();
     assert!(bytes.len() >= scales.len() * QBLOCK && scales.len() * QBLOCK >= k);
     let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
     let flip = _mm512_set1_epi8(-128);
-    for (b, scale) in scales.iter_mut().enumerate() {
-        let start = b * QBLOCK;
-        let len = QBLOCK.min(k.saturating_sub(start));
-        // Lanes of each half inside the row; the rest load as zeros.
-        let m0 = if len >= 16 {
-            0xFFFF
-        } else {
-            (1u32 << len) as u16 - 1
-        };
-        let m1 = if len >= 32 {
-            0xFFFF
-        } else if len > 16 {
-            (1u32 << (len - 16)) as u16 - 1
-        } else {
-            0
-        };
-        // SAFETY: the masks cover only elements start..start + len < k.
-        let (x0, x1) = unsafe {
-            let p = row.as_ptr().add(start.min(k));
-            (
-                _mm512_maskz_loadu_ps(m0, p),
-                _mm512_maskz_loadu_ps(m1, p.wrapping_add(16)),
-            )
-        };
-        let max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
-        let dst = &mut bytes[start..start + QBLOCK];
-        if max == 0.0 || !max.is_finite() {
-            dst.fill(128);
-            *scale = if max.is_finite() { 0.0 } else { f32::NAN };
-            continue;
+    // Up to 16 blocks at a time: their maxima first, then both divisions
+    // for all of them in one vector each (IEEE division is correctly
+    // rounded in either form: the same bits as `quantize_block`'s scalar
+    // `127 / max` and `max / 127`), then each block's bytes. The scalar
+    // divisions were the chain each block waited on.
+    for (g, group_scales) in scales.chunks_mut(SCALE_GROUP).enumerate() {
+        let first = g * SCALE_GROUP;
+        let mut maxes = [0.0f32; SCALE_GROUP];
+        for (b, max) in maxes.iter_mut().enumerate().take(group_scales.len()) {
+            let (x0, x1) = load_block(row, (first + b) * QBLOCK);
+            *max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
         }
-        let inv = _mm512_set1_ps(127.0 / max);
-        let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, inv));
-        let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, inv));
-        // Narrow by two packs (exact: |q| <= 127) rather than `vpmovdb`,
-        // which took a third of this function's time on Zen 4. Lane l then
-        // holds q0[4l..4l+4] and q1[4l..4l+4] as its first two dwords; the
-        // permutation puts them in order, and flipping the top bit adds 128.
-        let bytes8 = _mm512_packs_epi16(_mm512_packs_epi32(q0, q1), _mm512_setzero_si512());
-        let ordered = _mm512_permutexvar_epi32(order, bytes8);
-        let unsigned = _mm512_xor_si512(ordered, flip);
-        // SAFETY: dst holds QBLOCK = 32 bytes: the low half of the register.
+        // SAFETY: `maxes` is 16 floats, one zmm.
+        let max_v = unsafe { _mm512_loadu_ps(maxes.as_ptr()) };
+        let (mut invs, mut outs) = ([0.0f32; SCALE_GROUP], [0.0f32; SCALE_GROUP]);
+        // SAFETY: as above, for both stores. (A zero max divides to inf
+        // here; such blocks take the branch below and never read it.)
         unsafe {
-            _mm256_storeu_si256(dst.as_mut_ptr().cast(), _mm512_castsi512_si256(unsigned));
+            _mm512_storeu_ps(invs.as_mut_ptr(), _mm512_div_ps(_mm512_set1_ps(127.0), max_v));
+            _mm512_storeu_ps(outs.as_mut_ptr(), _mm512_div_ps(max_v, _mm512_set1_ps(127.0)));
         }
-        *scale = max / 127.0;
+        for (b, scale) in group_scales.iter_mut().enumerate() {
+            let start = (first + b) * QBLOCK;
+            let (max, dst) = (maxes[b], &mut bytes[start..start + QBLOCK]);
+            if max == 0.0 || !max.is_finite() {
+                dst.fill(128);
+                *scale = if max.is_finite() { 0.0 } else { f32::NAN };
+                continue;
+            }
+            let (x0, x1) = load_block(row, start);
+            let inv = _mm512_set1_ps(invs[b]);
+            let q0 = _mm512_cvtps_epi32(_mm512_mul_ps(x0, inv));
+            let q1 = _mm512_cvtps_epi32(_mm512_mul_ps(x1, inv));
+            // Narrow by two packs (exact: |q| <= 127) rather than `vpmovdb`,
+            // which took a third of this function's time on Zen 4. Lane l then
+            // holds q0[4l..4l+4] and q1[4l..4l+4] as its first two dwords; the
+            // permutation puts them in order, and flipping the top bit adds 128.
+            let bytes8 = _mm512_packs_epi16(_mm512_packs_epi32(q0, q1), _mm512_setzero_si512());
+            let ordered = _mm512_permutexvar_epi32(order, bytes8);
+            let unsigned = _mm512_xor_si512(ordered, flip);
+            // SAFETY: dst holds QBLOCK = 32 bytes: the low half of the register.
+            unsafe {
+                _mm256_storeu_si256(dst.as_mut_ptr().cast(), _mm512_castsi512_si256(unsigned));
+            }
+            *scale = outs[b];
+        }
+    }
+}
+
+/// The block of `row` at `start`, as two vectors of 16 (zeros past the row).
+/// (A function with the caller's features, not a closure: a closure does
+/// not inherit them, and its intrinsics became calls.)
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+#[inline]
+fn load_block(row: &[f32], start: usize) -> (__m512, __m512) {
+    let k = row.len();
+    let len = QBLOCK.min(k.saturating_sub(start));
+    // Lanes of each half inside the row; the rest load as zeros.
+    let m0 = if len >= 16 {
+        0xFFFF
+    } else {
+        (1u32 << len) as u16 - 1
+    };
+    let m1 = if len >= 32 {
+        0xFFFF
+    } else if len > 16 {
+        (1u32 << (len - 16)) as u16 - 1
+    } else {
+        0
+    };
+    // SAFETY: the masks cover only elements start..start + len < k.
+    unsafe {
+        let p = row.as_ptr().add(start.min(k));
+        (
+            _mm512_maskz_loadu_ps(m0, p),
+            _mm512_maskz_loadu_ps(m1, p.wrapping_add(16)),
+        )
     }
 }
