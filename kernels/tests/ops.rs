@@ -222,6 +222,8 @@ fn attention_bf16_products_every_path() {
             (129, 1, 16),
             (301, 2, 32),
             (513, 1, 64),
+            // Wider than one chunk of V's pairing.
+            (41, 1, 128),
             // An odd head width stays f32.
             (20, 2, 7),
         ] {

@@ -518,10 +518,11 @@ fn pack_v_pairs<K: Microkernel>(
     d: usize,
     len: usize,
 ) {
-    // Dimensions paired per call: a stack buffer of words and one of zeros
-    // (the odd key past `len`).
-    const CHUNK: usize = 64;
+    // Dimensions paired per call, a whole number of micro-panels: a stack
+    // buffer of words and one of zeros (the odd key past `len`).
+    const CHUNK: usize = 8 * MAX_MR;
     let (mr, len_v) = (K::MR, len.div_ceil(2));
+    let chunk = CHUNK / mr * mr;
     let panels = d.div_ceil(mr);
     assert!(
         dst.len() >= panels * mr * len_v,
@@ -529,8 +530,8 @@ fn pack_v_pairs<K: Microkernel>(
     );
     let (zeros, mut words) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
     for p in 0..len_v {
-        for c0 in (0..d).step_by(CHUNK) {
-            let n = CHUNK.min(d - c0);
+        for c0 in (0..d).step_by(chunk) {
+            let n = chunk.min(d - c0);
             let even = &v[2 * p * ld_kv + c0..][..n];
             let odd = if 2 * p + 1 < len {
                 &v[(2 * p + 1) * ld_kv + c0..][..n]
@@ -539,13 +540,15 @@ fn pack_v_pairs<K: Microkernel>(
             };
             // SAFETY: both inputs hold n floats and `words` room for n <= CHUNK.
             unsafe { kernel.interleave_pairs(words.as_mut_ptr(), even.as_ptr(), odd.as_ptr(), n) };
-            for (i, &w) in words[..n].iter().enumerate() {
-                let dim = c0 + i;
-                dst[(dim / mr) * mr * len_v + p * mr + dim % mr] = w;
+            // Zeros past d in the last micro-panel (n rounds up within the
+            // chunk, a multiple of MR).
+            let whole = n.next_multiple_of(mr);
+            words[n..whole].fill(0.0);
+            // MR words at a time: step p of each micro-panel the chunk covers.
+            for (i, panel_words) in words[..whole].chunks_exact(mr).enumerate() {
+                let t = c0 / mr + i;
+                dst[t * mr * len_v + p * mr..][..mr].copy_from_slice(panel_words);
             }
-        }
-        for dim in d..panels * mr {
-            dst[(dim / mr) * mr * len_v + p * mr + dim % mr] = 0.0;
         }
     }
 }

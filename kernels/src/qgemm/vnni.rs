@@ -174,8 +174,14 @@ fn quantize_row_impl(_token: Avx512VnniToken, row: &[f32], bytes: &mut [u8], sca
         // SAFETY: as above, for both stores. (A zero max divides to inf
         // here; such blocks take the branch below and never read it.)
         unsafe {
-            _mm512_storeu_ps(invs.as_mut_ptr(), _mm512_div_ps(_mm512_set1_ps(127.0), max_v));
-            _mm512_storeu_ps(outs.as_mut_ptr(), _mm512_div_ps(max_v, _mm512_set1_ps(127.0)));
+            _mm512_storeu_ps(
+                invs.as_mut_ptr(),
+                _mm512_div_ps(_mm512_set1_ps(127.0), max_v),
+            );
+            _mm512_storeu_ps(
+                outs.as_mut_ptr(),
+                _mm512_div_ps(max_v, _mm512_set1_ps(127.0)),
+            );
         }
         for (b, scale) in group_scales.iter_mut().enumerate() {
             let start = (first + b) * QBLOCK;
