@@ -242,8 +242,11 @@ fn reduced_precision_cross_encoder_keeps_the_ranking() {
         assert_eq!(got.len(), want.len());
         let rho = spearman(&want, &got);
         let top = overlap(&top10(&want), &top10(&got));
+        let diffs: Vec<f64> = got.iter().zip(&want).map(|(g, w)| (g - w).abs()).collect();
+        let mean_diff = diffs.iter().sum::<f64>() / diffs.len() as f64;
+        let max_diff = diffs.iter().copied().fold(0.0, f64::max);
         eprintln!(
-            "{}: cross-encoder ranking of 1,000 documents: Spearman {rho:.5}, top-10 overlap {top}",
+            "{}: cross-encoder ranking of 1,000 documents: Spearman {rho:.5}, top-10 overlap {top}; |logit - f32| mean {mean_diff:.1e}, max {max_diff:.1e}",
             precision.name()
         );
         if top < 10 {
