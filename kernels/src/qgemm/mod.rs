@@ -942,7 +942,15 @@ mod tests {
         // Every half-step in the range quantization uses, and points off them.
         let mut ys: Vec<f32> = (-300..=300).map(|i| i as f32 * 0.5).collect();
         ys.extend((-10_000..=10_000).map(|i| i as f32 * 0.012_7));
-        ys.extend([0.0, -0.0, 126.5, -126.5, 127.49999, 4_194_303.5, -4_194_304.0]);
+        ys.extend([
+            0.0,
+            -0.0,
+            126.5,
+            -126.5,
+            127.49999,
+            4_194_303.5,
+            -4_194_304.0,
+        ]);
         for y in ys {
             assert_eq!(
                 super::round_ties_even_small(y).to_bits() & 0x7FFF_FFFF,
