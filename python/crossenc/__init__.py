@@ -299,7 +299,7 @@ class CrossEncoder:
 
     @property
     def kernel_path(self) -> str:
-        """The kernels in use, e.g. "avx512 (int8: avx512-vnni)"."""
+        """The kernels in use, e.g. "avx512 (int8: avx512-vnni, attention: bf16)"."""
         return self._model.kernel_path
 
     @property

@@ -167,7 +167,7 @@ impl Model {
         self.inner.precision().name()
     }
 
-    /// The kernel path in use, e.g. `avx512 (int8: avx512-vnni)`.
+    /// The kernel path in use, e.g. `avx512 (int8: avx512-vnni, attention: bf16)`.
     #[getter]
     fn kernel_path(&self) -> String {
         self.inner.kernel_path()
