@@ -52,21 +52,28 @@ impl Runner {
     /// Loads the folder `dir`: the encoder for `rows`, and whatever `head`
     /// loads from the same weights. `fallback_max_length` as in
     /// [`ModelFolder::open`].
-    pub(crate) fn load<H>(
+    pub(crate) fn load<H: Send>(
         dir: &Path,
         options: &Options,
         rows: Rows,
         fallback_max_length: Option<usize>,
-        head: impl FnOnce(&BertConfig, &Kernels, &Weights<'_>) -> Result<H>,
+        head: impl FnOnce(&BertConfig, &Kernels, &Weights<'_>) -> Result<H> + Send,
     ) -> Result<(Runner, H)> {
         options.validate()?;
         let pool = thread_pool(options.threads)?;
-        let (folder, (bert, head)) =
+        // Loaded on the model's own threads: packing (or quantizing) the
+        // weights splits their panels among them.
+        let open = || {
             ModelFolder::open(dir, options, fallback_max_length, |config, kernels, w| {
                 let bert = Bert::load(config.clone(), kernels, w, rows, options.precision)?;
                 let head = head(config, &kernels, w)?;
                 Ok((bert, head))
-            })?;
+            })
+        };
+        let (folder, (bert, head)) = match &pool {
+            Some(pool) => pool.install(open),
+            None => open(),
+        }?;
         check_vocab(&folder.tokenizer, &bert.config, dir)?;
         if rows == Rows::Cls {
             check_pair_types(&folder.tokenizer, &bert.config, dir)?;

@@ -63,7 +63,8 @@ fn every_int8_path_matches_the_definition_bit_for_bit() {
 
 /// Blocks of zeros (a ReLU's output, a zeroed row) quantize to scale 0 on
 /// every path, and blocks past the 16 whose scales the VNNI path divides at
-/// once too.
+/// once too; in the weights as well, which each path quantizes with its
+/// activations' row code.
 #[test]
 fn zero_blocks_match_the_definition_bit_for_bit() {
     let (m, k, n) = (4, 32 * 20 + 7, 40);
@@ -72,7 +73,10 @@ fn zero_blocks_match_the_definition_bit_for_bit() {
     x[k + 32 * 17..k + 32 * 18].fill(0.0); // row 1, block 17 (the second group)
     x[2 * k..3 * k].fill(0.0); // row 2, all of it
     x[4 * k - 7..].fill(0.0); // row 3, its short last block
-    let w = filled(n * k, 6);
+    let mut w = filled(n * k, 6);
+    w[32 * 3..32 * 4].fill(0.0); // column 0, block 3
+    w[5 * k + 32 * 16..5 * k + 32 * 17].fill(0.0); // column 5, block 16
+    w[17 * k..18 * k].fill(0.0); // column 17, all of it
     let want = reference::qgemm(m, k, n, &x, &w);
     for kernels in every_int8_path() {
         let b = kernels.quantize_linear(&w, n, k);

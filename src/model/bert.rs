@@ -47,7 +47,6 @@ impl Bert {
         precision: Precision,
     ) -> Result<Bert> {
         let p = config.architecture.prefix();
-        let embeddings = BertEmbeddings::load(&config, w, p)?;
         let (e, h) = (config.embedding_size, config.hidden_size);
         let embeddings_project = if config.architecture == Architecture::Electra && e != h {
             Some(Linear::load(
@@ -68,20 +67,28 @@ impl Bert {
         } else {
             None
         };
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| {
-                let last = i + 1 == config.num_hidden_layers;
-                BertLayer::load(
-                    &config,
-                    &kernels,
-                    w,
-                    p,
-                    i,
-                    last && rows == Rows::Cls,
-                    precision,
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        // The word-embedding table's check (a pass over the whole table)
+        // runs beside the packing of the layers.
+        let (embeddings, layers) = rayon::join(
+            || BertEmbeddings::load(&config, w, p),
+            || {
+                (0..config.num_hidden_layers)
+                    .map(|i| {
+                        let last = i + 1 == config.num_hidden_layers;
+                        BertLayer::load(
+                            &config,
+                            &kernels,
+                            w,
+                            p,
+                            i,
+                            last && rows == Rows::Cls,
+                            precision,
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()
+            },
+        );
+        let (embeddings, layers) = (embeddings?, layers?);
         // A classification head packs its own copy of the pooler's dense
         // layer (BERT) or has none; only the encoder's users read the pooler.
         let has_pooler =

@@ -27,8 +27,10 @@
 //! of the batch: A is rounded element by element, and the order of the sums
 //! is the nest's, the same for every row.
 
+use rayon::prelude::*;
+
 use super::blocking::{self, Problem};
-use super::pack::AlignedBuf;
+use super::pack::{AlignedBuf, LOAD_PANELS_PER_TASK};
 use super::{PackedMatrix, Threading};
 use crate::Kernels;
 
@@ -223,14 +225,18 @@ impl Kernels {
         let pairs = k / 2;
         let mut data = AlignedBuf::zeroed(n.div_ceil(nr) * pairs * nr);
         if pairs > 0 {
-            for (p, panel) in data.as_mut_slice().chunks_exact_mut(pairs * nr).enumerate() {
-                for (jj, j) in (p * nr..n.min((p + 1) * nr)).enumerate() {
-                    let row = &weight[j * k..(j + 1) * k];
-                    for (q, two) in row.chunks_exact(2).enumerate() {
-                        panel[q * nr + jj] = pair(two[0], two[1]);
+            data.as_mut_slice()
+                .par_chunks_exact_mut(pairs * nr)
+                .enumerate()
+                .with_min_len(LOAD_PANELS_PER_TASK)
+                .for_each(|(p, panel)| {
+                    for (jj, j) in (p * nr..n.min((p + 1) * nr)).enumerate() {
+                        let row = &weight[j * k..(j + 1) * k];
+                        for (q, two) in row.chunks_exact(2).enumerate() {
+                            panel[q * nr + jj] = pair(two[0], two[1]);
+                        }
                     }
-                }
-            }
+                });
         }
         Some(PackedMatrix {
             k,

@@ -50,6 +50,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::gemm::pack::LOAD_PANELS_PER_TASK;
 use crate::gemm::Epilogue;
 use crate::{Kernels, Threading};
 
@@ -422,24 +423,50 @@ impl Kernels {
         let mut data = vec![0i8; panels * kb * QBLOCK * nr];
         let mut scales = vec![0.0f32; panels * kb * nr];
         let mut offsets = vec![0i32; panels * kb * nr];
-        let mut block = [0.0f32; QBLOCK];
-        let mut q = [0i8; QBLOCK];
-        for j in 0..n {
-            let (p, jj) = (j / nr, j % nr);
-            let row = &weight[j * k..(j + 1) * k];
-            for b in 0..kb {
-                let part = &row[b * QBLOCK..((b + 1) * QBLOCK).min(k)];
-                block.fill(0.0);
-                block[..part.len()].copy_from_slice(part);
-                let scale = quantize_block(&block, &mut q);
-                let at = (p * kb + b) * nr + jj;
-                scales[at] = scale;
-                offsets[at] = -128 * q.iter().map(|&v| v as i32).sum::<i32>();
-                for (g, four) in q.chunks_exact(GROUP).enumerate() {
-                    let base = (((p * kb + b) * GROUPS + g) * nr + jj) * GROUP;
-                    data[base..base + GROUP].copy_from_slice(four);
+        // Panels are independent: quantized on the current pool's threads
+        // (loading a model's linears is most of an int8 model's start).
+        // Each row by the backend's activation quantizer (SIMD, and the same
+        // bits as `quantize_block`), its bytes made signed again.
+        let unsigned = backend.unsigned_a();
+        let quantize_panel =
+            |p: usize, (data, (scales, offsets)): (&mut [i8], (&mut [f32], &mut [i32]))| {
+                let mut bytes = vec![0u8; kb * QBLOCK];
+                let mut row_scales = vec![0.0f32; kb];
+                for (jj, j) in (p * nr..n.min((p + 1) * nr)).enumerate() {
+                    quantize_row(
+                        backend,
+                        &weight[j * k..(j + 1) * k],
+                        kb,
+                        &mut bytes,
+                        &mut row_scales,
+                    );
+                    for (b, (block, &scale)) in
+                        bytes.chunks_exact(QBLOCK).zip(&row_scales).enumerate()
+                    {
+                        let at = b * nr + jj;
+                        scales[at] = scale;
+                        let mut sum = 0i32;
+                        for (g, four) in block.chunks_exact(GROUP).enumerate() {
+                            let base = ((b * GROUPS + g) * nr + jj) * GROUP;
+                            for (d, &v) in data[base..base + GROUP].iter_mut().zip(four) {
+                                *d = if unsigned { (v ^ 0x80) as i8 } else { v as i8 };
+                                sum += *d as i32;
+                            }
+                        }
+                        offsets[at] = -128 * sum;
+                    }
                 }
-            }
+            };
+        if kb > 0 {
+            data.par_chunks_mut(kb * QBLOCK * nr)
+                .zip(
+                    scales
+                        .par_chunks_mut(kb * nr)
+                        .zip(offsets.par_chunks_mut(kb * nr)),
+                )
+                .enumerate()
+                .with_min_len(LOAD_PANELS_PER_TASK)
+                .for_each(|(p, panel)| quantize_panel(p, panel));
         }
         QuantizedMatrix {
             k,
