@@ -246,7 +246,9 @@ impl ModelFolder {
             let loaded = (|| {
                 let kernels = Kernels::detect()?;
                 let file = SafetensorsFile::open(&dir.join("model.safetensors"))?;
-                load(&config, kernels, &file.tensors()?)
+                let loaded = load(&config, kernels, &file.tensors()?);
+                file.release_all();
+                loaded
             })();
             let tokenizer = tokenizer
                 .join()

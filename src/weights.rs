@@ -93,6 +93,38 @@ impl SafetensorsFile {
     /// Elsewhere the pages stay until the map is dropped after loading.
     #[cfg(not(unix))]
     fn release(&self, _bytes: &[u8]) {}
+
+    /// Reads `bytes` (a slice of this map holding f32s in this machine's byte
+    /// order) from the file into `out`, without touching the map: a fault on
+    /// the map brings in the kernel's fault-around, or a whole large folio,
+    /// beyond the tensor, and those pages stay resident until released.
+    /// `false` where there is no file or the read fails: then read the map.
+    fn read_into(&self, bytes: &[u8], out: &mut [f32]) -> bool {
+        #[cfg(unix)]
+        if let (Some(file), true) = (&self.file, cfg!(target_endian = "little")) {
+            use std::os::unix::fs::FileExt;
+            debug_assert_eq!(bytes.len(), out.len() * 4);
+            let at = (bytes.as_ptr() as usize - self.mmap.as_ptr() as usize) as u64;
+            // SAFETY: the bytes of `out`, which any bytes may fill (every bit
+            // pattern is an f32).
+            let dst = unsafe {
+                std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len() * 4)
+            };
+            return file.read_exact_at(dst, at).is_ok();
+        }
+        let _ = (bytes, out);
+        false
+    }
+
+    /// [`SafetensorsFile::release`] for the whole map, once every tensor is
+    /// loaded. Each tensor's pages were released as it was converted, but
+    /// the page cache can hold a file in large folios, and a fault maps its
+    /// whole folio: reading the start of one tensor (or of the word-embedding
+    /// table's next part) maps again the end of the one before. That left
+    /// 7 MB of all-MiniLM-L6-v2's table resident for the model's lifetime.
+    pub(crate) fn release_all(&self) {
+        self.release(&self.mmap);
+    }
 }
 
 /// The tensors of one file, looked up by Hugging Face name.
@@ -113,9 +145,10 @@ impl<'a> Weights<'a> {
         self.with(prefix, name, shape, <[f32]>::to_vec)
     }
 
-    /// Runs `f` on the tensor as [`Weights::get`] finds and checks it. A
-    /// little-endian f32 tensor at an aligned offset is read in place from
-    /// the map, with no copy (packing a weight reads it once).
+    /// Runs `f` on the tensor as [`Weights::get`] finds and checks it. An f32
+    /// tensor is read from the file into a buffer that lives as long as `f`
+    /// (see [`SafetensorsFile::read_into`]); other types are converted from
+    /// the map, whose pages are then released.
     pub(crate) fn with<T>(
         &self,
         prefix: &str,
@@ -125,6 +158,14 @@ impl<'a> Weights<'a> {
     ) -> Result<T> {
         let (stored, view) = self.find(prefix, name, shape)?;
         let bytes = view.data();
+        if view.dtype() == Dtype::F32 {
+            // Read from the file: the map's pages would outlive the tensor.
+            let mut values = vec![0.0f32; bytes.len() / 4];
+            if self.file.read_into(bytes, &mut values) {
+                check_finite(&stored, &values)?;
+                return Ok(f(&values));
+            }
+        }
         let result = f(&checked_values(&stored, view.dtype(), bytes)?);
         self.file.release(bytes);
         Ok(result)
@@ -132,20 +173,27 @@ impl<'a> Weights<'a> {
 
     /// The tensor as a [`Table`] kept for the model's lifetime: the word
     /// embeddings, of which a batch reads a few rows. Left in the file when
-    /// [`Weights::with`] would read it in place: checked a MiB at a time,
-    /// each part's pages released once checked, so that loading never holds
-    /// the whole table; its rows are then read from the file as needed
-    /// ([`Table::read_row`]). Converted otherwise.
+    /// stored as f32: checked a MiB at a time, each part read from the file
+    /// into one buffer (or, should the read fail, from the map, its pages
+    /// released once checked), so that loading never holds the whole table;
+    /// its rows are then read from the file as needed ([`Table::read_row`]).
+    /// Converted otherwise.
     pub(crate) fn table(&self, prefix: &str, name: &str, shape: &[usize]) -> Result<Table> {
         let (stored, view) = self.find(prefix, name, shape)?;
         let bytes = view.data();
         let table = match in_place(view.dtype(), bytes) {
             Some(values) => {
                 const PART: usize = 1 << 18;
+                let mut buffer = vec![0.0f32; PART.min(values.len())];
                 for (i, part) in values.chunks(PART).enumerate() {
-                    check_finite_from(&stored, part, i * PART)?;
-                    self.file
-                        .release(&bytes[i * PART * 4..(i * PART + part.len()) * 4]);
+                    let part_bytes = &bytes[i * PART * 4..(i * PART + part.len()) * 4];
+                    let read = &mut buffer[..part.len()];
+                    if self.file.read_into(part_bytes, read) {
+                        check_finite_from(&stored, read, i * PART)?;
+                    } else {
+                        check_finite_from(&stored, part, i * PART)?;
+                        self.file.release(part_bytes);
+                    }
                 }
                 Table::Mapped {
                     map: Arc::clone(&self.file.mmap),
@@ -379,6 +427,58 @@ mod tests {
         for r in [0, 1, 350, rows - 1] {
             table.read_row(r, &mut row);
             assert_eq!(row, values[r * width..(r + 1) * width], "row {r}");
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    /// A file-backed model is read with `pread`, not through its map: the
+    /// values and a bad value's index are the map's, and once loaded none of
+    /// the map is resident (on Linux, where `/proc/self/smaps` says so).
+    #[test]
+    fn tensors_read_from_the_file_leave_the_map_unresident() {
+        let (rows, width) = (1000, 300);
+        let mut values: Vec<f32> = (0..rows * width).map(|i| (i as f32).cos()).collect();
+        let path =
+            std::env::temp_dir().join(format!("crossenc-pread-{}.safetensors", std::process::id()));
+        std::fs::write(&path, one_tensor(&values, rows, width)).unwrap();
+        let file = SafetensorsFile::open(&path).unwrap();
+        let w = file.tensors().unwrap();
+        let read = w.with("", "t", &[rows, width], <[f32]>::to_vec).unwrap();
+        assert!(read == values, "with() differs from the file's values");
+        w.table("", "t", &[rows, width]).unwrap();
+        file.release_all();
+        #[cfg(target_os = "linux")]
+        {
+            let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+            let name = path.to_str().unwrap();
+            let mapping = smaps
+                .split_inclusive('\n')
+                .skip_while(|line| !line.trim_end().ends_with(name))
+                .skip(1)
+                .take_while(|line| line.contains(':') && !line.contains('-'))
+                .find(|line| line.starts_with("Rss:"))
+                .expect("the map in /proc/self/smaps");
+            assert_eq!(
+                mapping.split_whitespace().nth(1),
+                Some("0"),
+                "pages of the map still resident: {mapping}"
+            );
+        }
+        drop(w);
+        drop(file);
+
+        values[270_001] = f32::INFINITY;
+        std::fs::write(&path, one_tensor(&values, rows, width)).unwrap();
+        let file = SafetensorsFile::open(&path).unwrap();
+        let w = file.tensors().unwrap();
+        for e in [
+            w.table("", "t", &[rows, width]).err(),
+            w.with("", "t", &[rows, width], |_| ()).err(),
+        ] {
+            assert!(
+                matches!(e, Some(Error::NonFiniteWeight { index: 270_001, .. })),
+                "{e:?}"
+            );
         }
         std::fs::remove_file(&path).unwrap();
     }
