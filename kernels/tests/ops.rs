@@ -141,6 +141,27 @@ fn layer_norm_every_isa() {
     }
 }
 
+/// Q, K and V for `shape` (values in ±2) as rows of a wider buffer, as a
+/// layer's fused QKV output is: the buffer, its row stride, and the same
+/// rows unpadded with each value through `round`, for the reference.
+fn padded_qkv(
+    shape: AttentionShape,
+    seed: u32,
+    round: impl Fn(f32) -> f32,
+) -> (Vec<f32>, usize, Vec<f32>) {
+    let width = 3 * shape.hidden();
+    let ld = width + 5;
+    let padded: Vec<f32> = filled(shape.len * ld, seed)
+        .iter()
+        .map(|v| 2.0 * v)
+        .collect();
+    let mut qkv = Vec::with_capacity(shape.len * width);
+    for row in padded.chunks(ld) {
+        qkv.extend(row[..width].iter().map(|&x| round(x)));
+    }
+    (padded, ld, qkv)
+}
+
 #[test]
 fn attention_every_isa() {
     for kernels in every_isa() {
@@ -163,16 +184,8 @@ fn attention_every_isa() {
                 head_dim,
             };
             let hidden = shape.hidden();
-            let ld_qkv = 3 * hidden + 5; // padded rows, as a slice of a wider buffer
             let ld_ctx = hidden + 3;
-            let qkv_padded: Vec<f32> = filled(len * ld_qkv, len as u32)
-                .iter()
-                .map(|v| 2.0 * v)
-                .collect();
-            let mut qkv = Vec::with_capacity(len * 3 * hidden);
-            for row in qkv_padded.chunks(ld_qkv) {
-                qkv.extend_from_slice(&row[..3 * hidden]);
-            }
+            let (qkv_padded, ld_qkv, qkv) = padded_qkv(shape, len as u32, |x| x);
             let want = reference::attention(shape, &qkv);
             let mut ctx = vec![0.0f32; len * ld_ctx];
             let mut scratch = vec![0.0f32; shape.scratch_len()];
@@ -233,18 +246,10 @@ fn attention_bf16_products_every_path() {
                 head_dim,
             };
             let hidden = shape.hidden();
-            let ld_qkv = 3 * hidden + 5;
             let ld_ctx = hidden + 3;
-            let qkv_padded: Vec<f32> = filled(len * ld_qkv, 7 + len as u32)
-                .iter()
-                .map(|v| 2.0 * v)
-                .collect();
             let paired = dot && head_dim % 2 == 0;
             let rounded = |x: f32| if paired { from_bf16(to_bf16(x)) } else { x };
-            let mut qkv = Vec::with_capacity(len * 3 * hidden);
-            for row in qkv_padded.chunks(ld_qkv) {
-                qkv.extend(row[..3 * hidden].iter().map(|&x| rounded(x)));
-            }
+            let (qkv_padded, ld_qkv, qkv) = padded_qkv(shape, 7 + len as u32, rounded);
             let want = reference::attention(shape, &qkv);
             let mut ctx = vec![f32::NAN; len * ld_ctx];
             let mut scratch = vec![0.0f32; shape.scratch_len()];
