@@ -106,15 +106,9 @@ impl SafetensorsFile {
     fn read_into(&self, bytes: &[u8], out: &mut [f32]) -> bool {
         #[cfg(unix)]
         if let (Some(file), true) = (&self.file, cfg!(target_endian = "little")) {
-            use std::os::unix::fs::FileExt;
             debug_assert_eq!(bytes.len(), out.len() * 4);
             let at = (bytes.as_ptr() as usize - self.mmap.as_ptr() as usize) as u64;
-            // SAFETY: the bytes of `out`, which any bytes may fill (every bit
-            // pattern is an f32).
-            let dst = unsafe {
-                std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len() * 4)
-            };
-            return file.read_exact_at(dst, at).is_ok();
+            return pread_f32(file, at, out);
         }
         let _ = (bytes, out);
         false
@@ -349,6 +343,19 @@ pub(crate) enum Table {
     Owned(Vec<f32>),
 }
 
+/// Reads `out.len()` f32s, stored in this machine's byte order at byte `at`
+/// of `file`, into `out` (`pread`: the file's offset is left alone). `false`
+/// if the read fails or comes up short.
+#[cfg(unix)]
+fn pread_f32(file: &std::fs::File, at: u64, out: &mut [f32]) -> bool {
+    use std::os::unix::fs::FileExt;
+    // SAFETY: the bytes of `out`, which any bytes may fill (every bit pattern
+    // is an f32).
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len() * 4) };
+    file.read_exact_at(bytes, at).is_ok()
+}
+
 impl Table {
     /// Copies row `row` (of `out.len()` values) into `out`.
     ///
@@ -373,14 +380,7 @@ impl Table {
                 assert!((row + 1) * width <= *len, "table row {row} out of range");
                 #[cfg(unix)]
                 if let Some(file) = file {
-                    use std::os::unix::fs::FileExt;
-                    // SAFETY: the bytes of `out`, which any bytes may fill
-                    // (every bit pattern is an f32).
-                    let bytes = unsafe {
-                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), width * 4)
-                    };
-                    let at = (offset + row * width * 4) as u64;
-                    if file.read_exact_at(bytes, at).is_ok() {
+                    if pread_f32(file, (offset + row * width * 4) as u64, out) {
                         return;
                     }
                 }
