@@ -31,11 +31,12 @@ pub enum Precision {
     /// 32-bit floats: PyTorch's results within ~1e-5 (the default).
     #[default]
     F32,
-    /// 8-bit integers in blocks of 32 along K for both the weights (quantized
-    /// once, at load) and the activations (per token, per call), as
-    /// llama.cpp's Q8_0; int32 dot products, scaled into f32 sums. A token's
-    /// scales depend on that token alone, so scores do not depend on the
-    /// batch. The weights are held only in int8 (about a quarter of f32).
+    /// 8-bit integers: the activations per token in blocks of 32 along K
+    /// (per call), the weights once at load with one scale per output
+    /// feature, but FFN-down's in blocks of 32 as the activations (as
+    /// llama.cpp's Q8_0); int32 dot products, scaled into f32 sums. A
+    /// token's scales depend on that token alone, so scores do not depend on
+    /// the batch. The weights are held only in int8 (about a quarter of f32).
     Int8,
     /// bf16 weights (half of f32), f32 sums. With AVX512_BF16 the
     /// activations are rounded to bf16 too and multiplied by `vdpbf16ps`;

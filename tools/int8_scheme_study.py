@@ -1,5 +1,5 @@
 """Rerun from the repo root (after tools/fetch_real_weights.sh and tools/make_bench_model.py):
-    ~/venv-crossenc/bin/python tools/int8_scheme_study.py [SCHEME ...]   (default: all four)
+    ~/venv-crossenc/bin/python tools/int8_scheme_study.py [SCHEME ...]   (default: all five)
 
 Which int8 granularity keeps the rankings, measured by fake quantization in PyTorch on the real
 all-MiniLM-L6-v2 (issue 12): every nn.Linear of the encoder computes with its input and its weight
@@ -7,11 +7,14 @@ quantized symmetrically to int8 and back (scale = max|x| / 127 over a group, val
 nearest even), everything else in f32. The groups:
 
   block32        activations per token in blocks of 32 along K; weights per output channel in
-                 blocks of 32 along K (what crossenc's int8 does: llama.cpp's Q8_0)
+                 blocks of 32 along K (llama.cpp's Q8_0; crossenc's int8 until 2026-12-01)
   act32-wchan    activations as block32; weights per output channel (one scale per row): the
                  block's int32 sum then needs one scale multiply fewer in the GEMM
   block64        both in blocks of 64
   act-row-wchan  activations per token (whole row), weights per output channel
+  act32-wchan-down32
+                 act32-wchan, but FFN-down's weights (which read the 1,536 intermediate
+                 values) in blocks of 32 as block32 (what crossenc's int8 does since 2026-12-01)
 
 For each: the worst cosine of a text's embedding to f32 and the retrieval top-10 overlap on the
 corpus of tests/data/precision (20 queries x 1,000 documents), and for the cross-encoder made by
@@ -62,21 +65,29 @@ def fake_quant(x, group):
     return out[..., :k] if pad else out
 
 
+# (activation group, weight group, FFN-down's weight group); 0 = the whole row.
 SCHEMES = {
-    "block32": (32, 32),
-    "act32-wchan": (32, 0),
-    "block64": (64, 64),
-    "act-row-wchan": (0, 0),
+    "block32": (32, 32, 32),
+    "act32-wchan": (32, 0, 0),
+    "block64": (64, 64, 64),
+    "act-row-wchan": (0, 0, 0),
+    "act32-wchan-down32": (32, 0, 32),
 }
 
 
-def quantize_linears(model, act_group, weight_group):
+def is_ffn_down(name):
+    """encoder.layer.N.output.dense (not attention.output.dense): reads the intermediate."""
+    return name.endswith(".output.dense") and ".attention." not in name
+
+
+def quantize_linears(model, act_group, weight_group, down_group):
     originals = {}
     for name, module in model.named_modules():
         if isinstance(module, torch.nn.Linear) and "encoder" in name:
             originals[name] = (module, module.forward, module.weight.data.clone())
+            group = down_group if is_ffn_down(name) else weight_group
             with torch.no_grad():
-                module.weight.copy_(fake_quant(module.weight, weight_group))
+                module.weight.copy_(fake_quant(module.weight, group))
 
             def forward(x, m=module):
                 return torch.nn.functional.linear(fake_quant(x, act_group), m.weight, m.bias)
@@ -129,8 +140,8 @@ with torch.no_grad():
 
     chosen = sys.argv[1:] or list(SCHEMES)
     for scheme in chosen:
-        act, weight = SCHEMES[scheme]
-        saved = quantize_linears(st, act, weight)
+        act, weight, down = SCHEMES[scheme]
+        saved = quantize_linears(st, act, weight, down)
         q8, d8 = embed()
         restore(saved)
         worst = torch.nn.functional.cosine_similarity(torch.cat([q32, d32]), torch.cat([q8, d8])).min()
@@ -139,7 +150,7 @@ with torch.no_grad():
             len(set(s32[i].topk(10).indices.tolist()) & set(s8[i].topk(10).indices.tolist()))
             for i in range(len(corpus["queries"]))
         ]
-        saved = quantize_linears(ce.model, act, weight)
+        saved = quantize_linears(ce.model, act, weight, down)
         l8 = rerank()
         restore(saved)
         print(

@@ -45,8 +45,9 @@
 //!   AVX512_BF16, `bfdot` on NEON with BF16, A rounded to bf16 as it is
 //!   packed. Elsewhere each B micro-panel is widened to f32 as the nest
 //!   reaches it and the f32 microkernel runs (bf16 storage, f32 compute).
-//! * **int8** ([`qgemm`]): blocks of 32 along K for weights and activations
-//!   (llama.cpp's Q8_0 scheme), with its own tiles: `vpdpbusd` on zmm
+//! * **int8** ([`qgemm`]): blocks of 32 along K for the activations, and
+//!   for the weights or one scale per weight column ([`WeightScales`]), as
+//!   llama.cpp's Q8_0 scheme, with its own tiles: `vpdpbusd` on zmm
 //!   (AVX-512 VNNI) or ymm (AVX-VNNI, or AVX-512 VNNI + VL), AVX2's
 //!   `vpmaddubsw`, NEON's `sdot` or `smull`, and portable Rust; every one
 //!   gives the same bits. [`Kernels::int8_variants`] and `CROSSENC_INT8`
@@ -80,7 +81,7 @@ mod simd;
 pub use gemm::{Epilogue, GemmBlocking, PackedMatrix, Threading};
 pub use isa::Isa;
 pub use ops::{Activation, AttentionShape, HeadAttention};
-pub use qgemm::{QuantizedActivations, QuantizedMatrix};
+pub use qgemm::{QuantizedActivations, QuantizedMatrix, WeightScales};
 
 #[cfg(target_arch = "aarch64")]
 use isa::NeonToken;

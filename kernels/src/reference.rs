@@ -3,7 +3,7 @@
 //! Every reduction accumulates in f64, so the reference is more accurate than
 //! any fast path it checks.
 
-use crate::{Activation, AttentionShape};
+use crate::{Activation, AttentionShape, WeightScales};
 
 /// `C[m, n] = A[m, k] · B[k, n]` with row-major, contiguous operands.
 pub fn gemm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) -> Vec<f32> {
@@ -135,30 +135,45 @@ pub fn attention(shape: AttentionShape, qkv: &[f32]) -> Vec<f32> {
 }
 
 /// The int8 GEMM by its definition (see [`crate::qgemm`]): `x: [m, k]`
-/// and `w: [n, k]` (an `nn.Linear` weight) each quantized per row in blocks
-/// of 32 along K ([`crate::qgemm::quantize_block`], K padded with zeros),
-/// then per block the exact integer dot product, folded in block order as
-/// `acc = fma(dot, sx·sw, acc)`. Returns `[m, n]`; every int8 kernel must
-/// match it bit for bit.
-pub fn qgemm(m: usize, k: usize, n: usize, x: &[f32], w: &[f32]) -> Vec<f32> {
+/// quantized per row in blocks of 32 along K
+/// ([`crate::qgemm::quantize_block`], K padded with zeros), and `w: [n, k]`
+/// (an `nn.Linear` weight) the same way, or per row over all of K with
+/// [`WeightScales::PerColumn`]. Then per block the exact integer dot
+/// product, folded in block order as `acc = fma(dot, sx·sw, acc)`, or
+/// `acc = fma(dot, sx, acc)` and `acc·sw` at the end per column. Returns
+/// `[m, n]`; every int8 kernel must match it bit for bit.
+pub fn qgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    x: &[f32],
+    w: &[f32],
+    weight_scales: WeightScales,
+) -> Vec<f32> {
     use crate::qgemm::{quantize_block, QBLOCK};
     let kb = k.div_ceil(QBLOCK);
-    let quantize = |rows: usize, data: &[f32]| {
-        let mut q = vec![0i8; rows * kb * QBLOCK];
-        let mut s = vec![0.0f32; rows * kb];
+    if kb == 0 {
+        return vec![0.0; m * n];
+    }
+    // Blocks of `len` values (one block of all of K, padded, when per row).
+    let quantize = |rows: usize, data: &[f32], len: usize| {
+        let (kp, per_row) = (kb * QBLOCK, kb * QBLOCK / len);
+        let mut q = vec![0i8; rows * kp];
+        let mut s = vec![0.0f32; rows * per_row];
         for r in 0..rows {
-            for b in 0..kb {
-                let mut block = [0.0f32; QBLOCK];
-                let part = &data[r * k + b * QBLOCK..r * k + ((b + 1) * QBLOCK).min(k)];
+            for b in 0..per_row {
+                let mut block = vec![0.0f32; len];
+                let part = &data[r * k + (b * len).min(k)..r * k + ((b + 1) * len).min(k)];
                 block[..part.len()].copy_from_slice(part);
-                let dst = &mut q[(r * kb + b) * QBLOCK..(r * kb + b + 1) * QBLOCK];
-                s[r * kb + b] = quantize_block(&block, dst);
+                let dst = &mut q[r * kp + b * len..r * kp + (b + 1) * len];
+                s[r * per_row + b] = quantize_block(&block, dst);
             }
         }
         (q, s)
     };
-    let (qx, sx) = quantize(m, x);
-    let (qw, sw) = quantize(n, w);
+    let per_column = weight_scales == WeightScales::PerColumn;
+    let (qx, sx) = quantize(m, x, QBLOCK);
+    let (qw, sw) = quantize(n, w, if per_column { kb * QBLOCK } else { QBLOCK });
     let mut c = vec![0.0f32; m * n];
     for i in 0..m {
         for j in 0..n {
@@ -167,9 +182,14 @@ pub fn qgemm(m: usize, k: usize, n: usize, x: &[f32], w: &[f32]) -> Vec<f32> {
                 let xs = &qx[(i * kb + b) * QBLOCK..(i * kb + b + 1) * QBLOCK];
                 let ws = &qw[(j * kb + b) * QBLOCK..(j * kb + b + 1) * QBLOCK];
                 let dot: i32 = xs.iter().zip(ws).map(|(&a, &b)| a as i32 * b as i32).sum();
-                acc = (dot as f32).mul_add(sx[i * kb + b] * sw[j * kb + b], acc);
+                let scale = if per_column {
+                    sx[i * kb + b]
+                } else {
+                    sx[i * kb + b] * sw[j * kb + b]
+                };
+                acc = (dot as f32).mul_add(scale, acc);
             }
-            c[i * n + j] = acc;
+            c[i * n + j] = if per_column { acc * sw[j] } else { acc };
         }
     }
     c

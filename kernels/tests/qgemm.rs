@@ -1,11 +1,17 @@
 //! The int8 GEMM on every path the host has against the definition in
 //! `reference::qgemm`, bit for bit, on awkward sizes (1, MR±1, a block ±1,
-//! BERT shapes), one thread and several; and its error against f32.
+//! BERT shapes), one thread and several, with weight scales per block and
+//! per column; and its error against f32.
 
 mod common;
 
 use common::{every_int8_path, filled};
-use crossenc_kernels::{reference, Activation, Epilogue, Kernels, QuantizedActivations, Threading};
+use crossenc_kernels::{
+    reference, Activation, Epilogue, Kernels, QuantizedActivations, Threading, WeightScales,
+};
+
+/// Both ways a weight's scales can run.
+const SCHEMES: [WeightScales; 2] = [WeightScales::PerBlock, WeightScales::PerColumn];
 
 const SIZES: [(usize, usize, usize); 12] = [
     (1, 1, 1),
@@ -26,11 +32,11 @@ const SIZES: [(usize, usize, usize); 12] = [
 fn every_int8_path_matches_the_definition_bit_for_bit() {
     for kernels in every_int8_path() {
         let path = kernels.int8_path();
-        for (m, k, n) in SIZES {
+        for ((m, k, n), scheme) in SIZES.into_iter().flat_map(|s| SCHEMES.map(|w| (s, w))) {
             let x = filled(m * k, 1 + m as u32);
             let w = filled(n * k, 2 + n as u32);
-            let want = reference::qgemm(m, k, n, &x, &w);
-            let b = kernels.quantize_linear(&w, n, k);
+            let want = reference::qgemm(m, k, n, &x, &w, scheme);
+            let b = kernels.quantize_linear(&w, n, k, scheme);
             for threading in [Threading::Single, Threading::Auto] {
                 // A padded C: the stores must stay inside their rows.
                 let ldc = n + 3;
@@ -41,7 +47,7 @@ fn every_int8_path_matches_the_definition_bit_for_bit() {
                         assert_eq!(
                             c[i * ldc + j].to_bits(),
                             want[i * n + j].to_bits(),
-                            "{path} m={m} k={k} n={n} {threading:?}: C[{i}, {j}] = {}, want {}",
+                            "{path} {scheme:?} m={m} k={k} n={n} {threading:?}: C[{i}, {j}] = {}, want {}",
                             c[i * ldc + j],
                             want[i * n + j]
                         );
@@ -54,7 +60,7 @@ fn every_int8_path_matches_the_definition_bit_for_bit() {
             }
         }
         eprintln!(
-            "{path} ({}): bit-exact on {} shapes",
+            "{path} ({}): bit-exact on {} shapes, weight scales per block and per column",
             kernels.isa(),
             SIZES.len()
         );
@@ -77,16 +83,19 @@ fn zero_blocks_match_the_definition_bit_for_bit() {
     w[32 * 3..32 * 4].fill(0.0); // column 0, block 3
     w[5 * k + 32 * 16..5 * k + 32 * 17].fill(0.0); // column 5, block 16
     w[17 * k..18 * k].fill(0.0); // column 17, all of it
-    let want = reference::qgemm(m, k, n, &x, &w);
-    for kernels in every_int8_path() {
-        let b = kernels.quantize_linear(&w, n, k);
+    for (kernels, scheme) in every_int8_path()
+        .into_iter()
+        .flat_map(|k| SCHEMES.map(|w| (k, w)))
+    {
+        let want = reference::qgemm(m, k, n, &x, &w, scheme);
+        let b = kernels.quantize_linear(&w, n, k, scheme);
         let mut c = vec![f32::NAN; m * n];
         kernels.qgemm(m, &x, k, &b, &mut c, n, Epilogue::None, Threading::Single);
         for (i, (g, w)) in c.iter().zip(&want).enumerate() {
             assert_eq!(
                 g.to_bits(),
                 w.to_bits(),
-                "{}: C[{}, {}] = {g}, want {w}",
+                "{} {scheme:?}: C[{}, {}] = {g}, want {w}",
                 kernels.int8_path(),
                 i / n,
                 i % n
@@ -101,7 +110,7 @@ fn int8_threads_give_the_same_bits() {
         let (m, k, n) = (300, 384, 1152);
         let x = filled(m * k, 5);
         let w = filled(n * k, 6);
-        let b = kernels.quantize_linear(&w, n, k);
+        let b = kernels.quantize_linear(&w, n, k, WeightScales::PerBlock);
         let mut one = vec![0.0; m * n];
         kernels.qgemm(m, &x, k, &b, &mut one, n, Epilogue::None, Threading::Single);
         for threads in [2, 3, 5] {
@@ -130,8 +139,8 @@ fn int8_epilogues_match_f32_math_on_the_int8_product() {
         let w = filled(n * k, 8);
         let bias = filled(n, 9);
         let residual = filled(m * n, 10);
-        let prod = reference::qgemm(m, k, n, &x, &w);
-        let b = kernels.quantize_linear(&w, n, k);
+        let prod = reference::qgemm(m, k, n, &x, &w, WeightScales::PerColumn);
+        let b = kernels.quantize_linear(&w, n, k, WeightScales::PerColumn);
         let mut c = vec![0.0; m * n];
         let ep = Epilogue::BiasResidual {
             bias: &bias,
@@ -197,8 +206,9 @@ fn requantized_chain_matches_two_qgemms_bit_for_bit() {
         let mut between = QuantizedActivations::new();
         for (m, k, f, n) in shapes {
             let x = filled(m * k, 11 + m as u32);
-            let up = kernels.quantize_linear(&filled(f * k, 12), f, k);
-            let down = kernels.quantize_linear(&filled(n * f, 13), n, f);
+            // As the encoder has them: FFN-up per column, FFN-down per block.
+            let up = kernels.quantize_linear(&filled(f * k, 12), f, k, WeightScales::PerColumn);
+            let down = kernels.quantize_linear(&filled(n * f, 13), n, f, WeightScales::PerBlock);
             let (b_up, b_down) = (filled(f, 14), filled(n, 15));
             let residual = filled(m * n, 16);
             let down_epilogue = Epilogue::BiasResidual {
@@ -264,24 +274,26 @@ fn int8_error_against_f32_is_small() {
     let (m, k, n) = (64, 384, 96);
     let x = filled(m * k, 11);
     let w = filled(n * k, 12);
-    let b = kernels.quantize_linear(&w, n, k);
-    let mut c = vec![0.0; m * n];
-    kernels.qgemm(m, &x, k, &b, &mut c, n, Epilogue::None, Threading::Auto);
-    let mut worst = 0.0f64;
-    for i in 0..m {
-        for j in 0..n {
-            let (mut dot, mut mag) = (0.0f64, 0.0f64);
-            for p in 0..k {
-                let prod = x[i * k + p] as f64 * w[j * k + p] as f64;
-                dot += prod;
-                mag += prod.abs();
+    for scheme in SCHEMES {
+        let b = kernels.quantize_linear(&w, n, k, scheme);
+        let mut c = vec![0.0; m * n];
+        kernels.qgemm(m, &x, k, &b, &mut c, n, Epilogue::None, Threading::Auto);
+        let mut worst = 0.0f64;
+        for i in 0..m {
+            for j in 0..n {
+                let (mut dot, mut mag) = (0.0f64, 0.0f64);
+                for p in 0..k {
+                    let prod = x[i * k + p] as f64 * w[j * k + p] as f64;
+                    dot += prod;
+                    mag += prod.abs();
+                }
+                worst = worst.max((c[i * n + j] as f64 - dot).abs() / mag);
             }
-            worst = worst.max((c[i * n + j] as f64 - dot).abs() / mag);
         }
+        eprintln!(
+            "int8 ({}, {scheme:?}): worst |error| / sum|x·w| = {worst:.2e}",
+            kernels.int8_path()
+        );
+        assert!(worst < 5e-3, "{worst}");
     }
-    eprintln!(
-        "int8 ({}): worst |error| / sum|x·w| = {worst:.2e}",
-        kernels.int8_path()
-    );
-    assert!(worst < 5e-3, "{worst}");
 }

@@ -7,7 +7,7 @@ use super::batch::{PackedBatch, Scratch};
 use super::embeddings::BertEmbeddings;
 use super::encoder::BertLayer;
 use super::head::BertPooler;
-use super::linear::{Linear, ROWS_PER_TASK};
+use super::linear::{Linear, F32_ONLY, ROWS_PER_TASK};
 use crate::config::{Architecture, BertConfig};
 use crate::error::{Error, Result};
 use crate::load::Precision;
@@ -57,6 +57,7 @@ impl Bert {
                 h,
                 e,
                 Precision::F32,
+                F32_ONLY,
             )?)
         } else if e != h {
             return Err(Error::Unsupported {

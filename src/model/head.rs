@@ -2,7 +2,7 @@
 
 use crossenc_kernels::{Activation, Kernels};
 
-use super::linear::Linear;
+use super::linear::{Linear, F32_ONLY};
 use crate::config::{Architecture, BertConfig};
 use crate::error::Result;
 use crate::load::Precision;
@@ -22,7 +22,7 @@ impl BertPooler {
     ) -> Result<BertPooler> {
         let h = c.hidden_size;
         Ok(BertPooler {
-            dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32)?,
+            dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32, F32_ONLY)?,
         })
     }
 
@@ -51,18 +51,36 @@ impl ClassificationHead {
         let p = c.architecture.prefix();
         Ok(match c.architecture {
             Architecture::Bert => ClassificationHead {
-                dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32)?,
+                dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32, F32_ONLY)?,
                 act: Activation::Tanh,
-                out_proj: Linear::load(k, w, "", "classifier", labels, h, Precision::F32)?,
+                out_proj: Linear::load(
+                    k,
+                    w,
+                    "",
+                    "classifier",
+                    labels,
+                    h,
+                    Precision::F32,
+                    F32_ONLY,
+                )?,
             },
             Architecture::XlmRoberta | Architecture::Electra => ClassificationHead {
-                dense: Linear::load(k, w, "", "classifier.dense", h, h, Precision::F32)?,
+                dense: Linear::load(k, w, "", "classifier.dense", h, h, Precision::F32, F32_ONLY)?,
                 act: if c.architecture == Architecture::Electra {
                     Activation::GeluErf
                 } else {
                     Activation::Tanh
                 },
-                out_proj: Linear::load(k, w, "", "classifier.out_proj", labels, h, Precision::F32)?,
+                out_proj: Linear::load(
+                    k,
+                    w,
+                    "",
+                    "classifier.out_proj",
+                    labels,
+                    h,
+                    Precision::F32,
+                    F32_ONLY,
+                )?,
             },
         })
     }

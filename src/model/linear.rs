@@ -3,7 +3,7 @@
 //! `nn.LayerNorm`.
 
 use crossenc_kernels::{
-    Epilogue, Kernels, PackedMatrix, QuantizedActivations, QuantizedMatrix, Threading,
+    Epilogue, Kernels, PackedMatrix, QuantizedActivations, QuantizedMatrix, Threading, WeightScales,
 };
 
 use crate::error::Result;
@@ -12,6 +12,10 @@ use crate::weights::Weights;
 
 /// Rows per parallel task for row-wise work (embeddings, layer norm).
 pub(crate) const ROWS_PER_TASK: usize = 32;
+
+/// The int8 weight scales of a linear that always computes in f32 (the
+/// heads, ELECTRA's embedding projection), where they do not apply.
+pub(crate) const F32_ONLY: WeightScales = WeightScales::PerBlock;
 
 /// `nn.Linear`: a weight packed for the kernels, and its bias.
 pub(crate) struct Linear {
@@ -24,12 +28,20 @@ pub(crate) struct Linear {
 enum Weight {
     /// f32, or bf16 pairs ([`PackedMatrix::is_bf16`]): the same GEMM runs both.
     Packed(PackedMatrix),
-    /// Blocks of 32 along K, 8 bits (see `crossenc_kernels::qgemm`).
+    /// 8 bits, scaled per column or per column and block of 32 along K
+    /// (see `crossenc_kernels::qgemm`).
     Int8(QuantizedMatrix),
 }
 
 impl Weight {
-    fn pack(k: &Kernels, weight: &[f32], out: usize, input: usize, precision: Precision) -> Weight {
+    fn pack(
+        k: &Kernels,
+        weight: &[f32],
+        out: usize,
+        input: usize,
+        precision: Precision,
+        scales: WeightScales,
+    ) -> Weight {
         match precision {
             Precision::F32 => Weight::Packed(k.pack_linear(weight, out, input)),
             // An odd input width (no BERT has one) cannot be paired: f32.
@@ -37,7 +49,7 @@ impl Weight {
                 k.pack_linear_bf16(weight, out, input)
                     .unwrap_or_else(|| k.pack_linear(weight, out, input)),
             ),
-            Precision::Int8 => Weight::Int8(k.quantize_linear(weight, out, input)),
+            Precision::Int8 => Weight::Int8(k.quantize_linear(weight, out, input, scales)),
         }
     }
 
@@ -58,7 +70,7 @@ impl Weight {
 
 impl Linear {
     /// Loads `{name}.weight: [out, input]` and `{name}.bias: [out]`, the
-    /// weight for computing in `precision`.
+    /// weight for computing in `precision` (in int8 with `scales`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn load(
         k: &Kernels,
@@ -68,9 +80,10 @@ impl Linear {
         out: usize,
         input: usize,
         precision: Precision,
+        scales: WeightScales,
     ) -> Result<Linear> {
         let weight = w.with(prefix, &format!("{name}.weight"), &[out, input], |weight| {
-            Weight::pack(k, weight, out, input, precision)
+            Weight::pack(k, weight, out, input, precision, scales)
         })?;
         let bias = w.get(prefix, &format!("{name}.bias"), &[out])?;
         Ok(Linear { weight, bias })
@@ -78,6 +91,7 @@ impl Linear {
 
     /// Several linears with the same input, fused into one wider matrix
     /// (query, key and value become one `[input, 3·out]` product).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn load_fused(
         k: &Kernels,
         w: &Weights<'_>,
@@ -86,6 +100,7 @@ impl Linear {
         out: usize,
         input: usize,
         precision: Precision,
+        scales: WeightScales,
     ) -> Result<Linear> {
         // Sized once the first part has passed its shape check: a config's
         // sizes alone must not decide an allocation.
@@ -98,7 +113,7 @@ impl Linear {
             bias.extend(w.get(prefix, &format!("{name}.bias"), &[out])?);
         }
         Ok(Linear {
-            weight: Weight::pack(k, &weight, names.len() * out, input, precision),
+            weight: Weight::pack(k, &weight, names.len() * out, input, precision, scales),
             bias,
         })
     }

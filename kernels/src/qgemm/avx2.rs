@@ -32,11 +32,17 @@ pub(super) const NR: usize = 8;
 #[inline]
 pub(super) unsafe fn tile(token: Avx2Token, t: &Tile<'_>) {
     // SAFETY: the token proves the features; the rest is the caller's guarantee.
-    unsafe { tile_impl(token, t) }
+    unsafe {
+        if t.b.per_column() {
+            tile_impl::<true>(token, t)
+        } else {
+            tile_impl::<false>(token, t)
+        }
+    }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_impl(token: Avx2Token, t: &Tile<'_>) {
+unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
     let Tile {
         a,
         r0,
@@ -52,7 +58,7 @@ unsafe fn tile_impl(token: Avx2Token, t: &Tile<'_>) {
     assert!((1..=MR).contains(&rows) && cols <= NR && b.nr == NR);
     assert!(a.bytes.len() >= (r0 + rows) * a.kp && a.scales.len() >= (r0 + rows) * kb);
     assert!(b.data.len() >= (p + 1) * kb * QBLOCK * NR);
-    assert!(b.scales.len() >= (p + 1) * kb * NR);
+    assert!(b.scales.len() >= (p + 1) * b.panel_scales());
     // Rows past `rows` repeat the last real one; `finish` never stores them.
     let row = |r: usize| r0 + r.min(rows - 1);
     let a_rows: [*const u8; MR] = std::array::from_fn(|r| a.bytes[row(r) * a.kp..].as_ptr());
@@ -76,11 +82,27 @@ unsafe fn tile_impl(token: Avx2Token, t: &Tile<'_>) {
                 *dot = _mm256_add_epi32(*dot, _mm256_madd_epi16(pairs, ones));
             }
         }
-        // SAFETY: NR scales of block blk of panel p (asserted above).
-        let sw = unsafe { _mm256_loadu_ps(b.scales.as_ptr().add((p * kb + blk) * NR)) };
+        let sw = if PER_COLUMN {
+            _mm256_setzero_ps()
+        } else {
+            // SAFETY: NR scales of block blk of panel p (asserted above).
+            unsafe { _mm256_loadu_ps(b.scales.as_ptr().add((p * kb + blk) * NR)) }
+        };
         for (r, (acc_row, dot)) in acc.iter_mut().zip(&dots).enumerate() {
-            let prod = _mm256_mul_ps(sw, _mm256_set1_ps(a.scales[row(r) * kb + blk]));
+            let sa = _mm256_set1_ps(a.scales[row(r) * kb + blk]);
+            let prod = if PER_COLUMN {
+                sa
+            } else {
+                _mm256_mul_ps(sw, sa)
+            };
             acc_row[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*dot), prod, acc_row[0]);
+        }
+    }
+    if PER_COLUMN {
+        // SAFETY: the panel's NR column scales (asserted above).
+        let sw = unsafe { _mm256_loadu_ps(b.scales.as_ptr().add(p * NR)) };
+        for acc_row in &mut acc {
+            acc_row[0] = _mm256_mul_ps(acc_row[0], sw);
         }
     }
     // SAFETY: the caller's guarantee for the tile of C and `out`.

@@ -5,7 +5,8 @@
 //!
 //! - B (a weight, `[n, k]` as `nn.Linear` stores it) is quantized once, at
 //!   load: per column j and K block b, `sw[j][b] = max|w| / 127` and
-//!   `qw = round(w / sw)` in `[-127, 127]` ([`Kernels::quantize_linear`]).
+//!   `qw = round(w / sw)` in `[-127, 127]` ([`Kernels::quantize_linear`]);
+//!   or, [`WeightScales::PerColumn`], one `sw[j]` over all of K.
 //! - A (the activations) is quantized per call, the same way per row and K
 //!   block: `sa[i][b]`, `qa[i][p]`. Its scales depend on the row alone, never
 //!   on the rest of the batch, so a sequence's result does not depend on
@@ -13,13 +14,23 @@
 //! - `C[i][j] = Σ_b fma(dot_b as f32, sa[i][b]·sw[j][b], ·)` over the blocks
 //!   in order, `dot_b` the exact int32 dot product of one block, then the
 //!   f32 epilogue (bias, activation, residual) while the tile is in
-//!   registers. Every ISA computes exactly this, in this order, so results
+//!   registers. With per-column weight scales, `C[i][j] = sw[j] ·
+//!   Σ_b fma(dot_b as f32, sa[i][b], ·)`: one multiply less per block and
+//!   accumulator. Every ISA computes exactly this, in this order, so results
 //!   are bit-identical across ISAs and thread counts.
 //!
 //! Blocks of 32 rather than one scale per row: measured by fake quantization
 //! on all-MiniLM-L6-v2 (issue 12), per-row activation scales give a
 //! cross-encoder Spearman of 0.991 against f32, blocks of 32 0.9992. K is
 //! padded with zeros to a whole number of blocks.
+//!
+//! Weights may take one scale per column instead ([`WeightScales`]): the
+//! activations' blocks are what carry the accuracy (their outlier features),
+//! and a block's scale product is a third of the work a block adds besides
+//! its `vpdpbusd`s. Measured on all-MiniLM-L6-v2 (tests/precision.rs), per
+//! column on the four linears that read the hidden state costs little;
+//! on FFN-down, whose input is 1,536 GELU outputs, it does not meet the
+//! issue's targets, so that one keeps blocks (see `src/model/encoder.rs`).
 //!
 //! # Kernels
 //!
@@ -60,6 +71,17 @@ pub const QBLOCK: usize = 32;
 const GROUP: usize = 4;
 /// Groups per block.
 const GROUPS: usize = QBLOCK / GROUP;
+
+/// How a weight's scales run along K.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightScales {
+    /// One scale per column and block of [`QBLOCK`], as the activations.
+    PerBlock,
+    /// One scale per column: the tile folds a block into its sums with one
+    /// FMA instead of a multiply and an FMA (the int8 GEMM ~10% faster on
+    /// Zen 4), and applies the column's scale once at the end.
+    PerColumn,
+}
 
 /// The int8 kernel a [`Kernels`] uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,15 +175,16 @@ impl QBackend {
 /// Layout, for panel `p`, block `b`, group `g` (4 K values), column `j` of
 /// the panel, value `t` of the group: `data[(((p·kb + b)·8 + g)·nr + j)·4 + t]`,
 /// so one group of a panel is `nr` columns x 4 bytes, what a dot-product
-/// instruction reads. Scales `[p][b][nr]` f32 and the VNNI offset sums
-/// `[p][b][nr]` i32 (`-128 · Σ qw` of the block) sit beside it. Columns past
-/// `n` and K past `k` are zeros.
+/// instruction reads. Scales `[p][b][nr]` f32 (`[p][nr]` per column) and
+/// the VNNI offset sums `[p][b][nr]` i32 (`-128 · Σ qw` of the block) sit
+/// beside it. Columns past `n` and K past `k` are zeros.
 #[derive(Clone, Debug)]
 pub struct QuantizedMatrix {
     k: usize,
     n: usize,
     nr: usize,
     backend: QBackend,
+    weight_scales: WeightScales,
     data: Vec<i8>,
     scales: Vec<f32>,
     offsets: Vec<i32>,
@@ -183,9 +206,28 @@ impl QuantizedMatrix {
         self.data.len() + 4 * (self.scales.len() + self.offsets.len())
     }
 
+    /// How the scales run along K.
+    pub fn weight_scales(&self) -> WeightScales {
+        self.weight_scales
+    }
+
     /// K blocks.
     fn kb(&self) -> usize {
         self.k.div_ceil(QBLOCK)
+    }
+
+    /// Whether one scale serves a whole column.
+    fn per_column(&self) -> bool {
+        self.weight_scales == WeightScales::PerColumn
+    }
+
+    /// Scales per panel: `kb·nr`, or `nr` per column.
+    fn panel_scales(&self) -> usize {
+        if self.per_column() {
+            self.nr
+        } else {
+            self.kb() * self.nr
+        }
     }
 }
 
@@ -406,11 +448,17 @@ impl Kernels {
     }
 
     /// Quantizes a PyTorch `nn.Linear` weight (`[out, input]`, row-major) as
-    /// the B of `x · Wᵀ` for [`Kernels::qgemm`].
+    /// the B of `x · Wᵀ` for [`Kernels::qgemm`], with `weight_scales`.
     ///
     /// # Panics
     /// If `weight` is shorter than `out · input`.
-    pub fn quantize_linear(&self, weight: &[f32], out: usize, input: usize) -> QuantizedMatrix {
+    pub fn quantize_linear(
+        &self,
+        weight: &[f32],
+        out: usize,
+        input: usize,
+        weight_scales: WeightScales,
+    ) -> QuantizedMatrix {
         assert!(
             weight.len() >= out * input,
             "quantize_linear: weight too short"
@@ -420,31 +468,39 @@ impl Kernels {
         let (k, n) = (input, out);
         let kb = k.div_ceil(QBLOCK);
         let panels = n.div_ceil(nr);
+        let per_column = weight_scales == WeightScales::PerColumn;
+        let panel_scales = if per_column { nr } else { kb * nr };
         let mut data = vec![0i8; panels * kb * QBLOCK * nr];
-        let mut scales = vec![0.0f32; panels * kb * nr];
+        let mut scales = vec![0.0f32; panels * panel_scales];
         let mut offsets = vec![0i32; panels * kb * nr];
         // Panels are independent: quantized on the current pool's threads
         // (loading a model's linears is most of an int8 model's start).
-        // Each row by the backend's activation quantizer (SIMD, and the same
-        // bits as `quantize_block`), its bytes made signed again.
+        // In blocks, each row by the backend's activation quantizer (SIMD,
+        // and the same bits as `quantize_block`), its bytes made signed
+        // again; per column, by `quantize_block` over the whole row.
         let unsigned = backend.unsigned_a();
         let quantize_panel =
             |p: usize, (data, (scales, offsets)): (&mut [i8], (&mut [f32], &mut [i32]))| {
                 let mut bytes = vec![0u8; kb * QBLOCK];
                 let mut row_scales = vec![0.0f32; kb];
+                let mut column = vec![0i8; if per_column { k } else { 0 }];
                 for (jj, j) in (p * nr..n.min((p + 1) * nr)).enumerate() {
-                    quantize_row(
-                        backend,
-                        &weight[j * k..(j + 1) * k],
-                        kb,
-                        &mut bytes,
-                        &mut row_scales,
-                    );
-                    for (b, (block, &scale)) in
-                        bytes.chunks_exact(QBLOCK).zip(&row_scales).enumerate()
-                    {
+                    let row = &weight[j * k..(j + 1) * k];
+                    if per_column {
+                        scales[jj] = quantize_block(row, &mut column);
+                        let flip = if unsigned { 0x80 } else { 0 };
+                        for (d, &q) in bytes.iter_mut().zip(&column) {
+                            *d = q as u8 ^ flip;
+                        }
+                        bytes[k..].fill(flip);
+                    } else {
+                        quantize_row(backend, row, kb, &mut bytes, &mut row_scales);
+                        for (b, &scale) in row_scales.iter().enumerate() {
+                            scales[b * nr + jj] = scale;
+                        }
+                    }
+                    for (b, block) in bytes.chunks_exact(QBLOCK).enumerate() {
                         let at = b * nr + jj;
-                        scales[at] = scale;
                         let mut sum = 0i32;
                         for (g, four) in block.chunks_exact(GROUP).enumerate() {
                             let base = ((b * GROUPS + g) * nr + jj) * GROUP;
@@ -461,7 +517,7 @@ impl Kernels {
             data.par_chunks_mut(kb * QBLOCK * nr)
                 .zip(
                     scales
-                        .par_chunks_mut(kb * nr)
+                        .par_chunks_mut(panel_scales)
                         .zip(offsets.par_chunks_mut(kb * nr)),
                 )
                 .enumerate()
@@ -473,6 +529,7 @@ impl Kernels {
             n,
             nr,
             backend,
+            weight_scales,
             data,
             scales,
             offsets,

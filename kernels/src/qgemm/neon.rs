@@ -84,7 +84,13 @@ pub(super) unsafe fn tile_dot(token: NeonDotToken, t: &Tile<'_>) {
 #[target_feature(enable = "neon,dotprod")]
 unsafe fn tile_dot_impl(token: NeonDotToken, t: &Tile<'_>) {
     // SAFETY: the caller's guarantee; `dotprod` is enabled here.
-    unsafe { tile_with(token.neon(), Sdot, t) }
+    unsafe {
+        if t.b.per_column() {
+            tile_with::<_, true>(token.neon(), Sdot, t)
+        } else {
+            tile_with::<_, false>(token.neon(), Sdot, t)
+        }
+    }
 }
 
 /// As [`super::portable::tile`], without `sdot`.
@@ -99,7 +105,13 @@ pub(super) unsafe fn tile(token: NeonToken, t: &Tile<'_>) {
 #[target_feature(enable = "neon")]
 unsafe fn tile_impl(token: NeonToken, t: &Tile<'_>) {
     // SAFETY: the caller's guarantee.
-    unsafe { tile_with(token, Widening, t) }
+    unsafe {
+        if t.b.per_column() {
+            tile_with::<_, true>(token, Widening, t)
+        } else {
+            tile_with::<_, false>(token, Widening, t)
+        }
+    }
 }
 
 /// The tile around a group dot.
@@ -107,7 +119,7 @@ unsafe fn tile_impl(token: NeonToken, t: &Tile<'_>) {
 /// # Safety
 /// As [`super::portable::tile`]; the CPU has what `D` needs.
 #[inline(always)]
-unsafe fn tile_with<D: GroupDot>(token: NeonToken, d: D, t: &Tile<'_>) {
+unsafe fn tile_with<D: GroupDot, const PER_COLUMN: bool>(token: NeonToken, d: D, t: &Tile<'_>) {
     let Tile {
         a,
         r0,
@@ -123,7 +135,7 @@ unsafe fn tile_with<D: GroupDot>(token: NeonToken, d: D, t: &Tile<'_>) {
     assert!((1..=MR).contains(&rows) && cols <= NR && b.nr == NR);
     assert!(a.bytes.len() >= (r0 + rows) * a.kp && a.scales.len() >= (r0 + rows) * kb);
     assert!(b.data.len() >= (p + 1) * kb * QBLOCK * NR);
-    assert!(b.scales.len() >= (p + 1) * kb * NR);
+    assert!(b.scales.len() >= (p + 1) * b.panel_scales());
     // Rows past `rows` repeat the last real one; `finish` never stores them.
     let row = |r: usize| r0 + r.min(rows - 1);
     let a_rows: [*const u8; MR] = std::array::from_fn(|r| a.bytes[row(r) * a.kp..].as_ptr());
@@ -147,13 +159,29 @@ unsafe fn tile_with<D: GroupDot>(token: NeonToken, d: D, t: &Tile<'_>) {
                     dots_row[1] = d.dot(dots_row[1], b1, av);
                 }
             }
-            let s = b.scales.as_ptr().add((p * kb + blk) * NR);
-            let (s0, s1) = (vld1q_f32(s), vld1q_f32(s.add(4)));
+            let (s0, s1) = if PER_COLUMN {
+                (vdupq_n_f32(0.0), vdupq_n_f32(0.0))
+            } else {
+                let s = b.scales.as_ptr().add((p * kb + blk) * NR);
+                (vld1q_f32(s), vld1q_f32(s.add(4)))
+            };
             for (r, (acc_row, dots_row)) in acc.iter_mut().zip(&dots).enumerate() {
                 let sa = vdupq_n_f32(a.scales[row(r) * kb + blk]);
-                let (p0, p1) = (vmulq_f32(s0, sa), vmulq_f32(s1, sa));
+                let (p0, p1) = if PER_COLUMN {
+                    (sa, sa)
+                } else {
+                    (vmulq_f32(s0, sa), vmulq_f32(s1, sa))
+                };
                 acc_row[0] = vfmaq_f32(acc_row[0], vcvtq_f32_s32(dots_row[0]), p0);
                 acc_row[1] = vfmaq_f32(acc_row[1], vcvtq_f32_s32(dots_row[1]), p1);
+            }
+        }
+        if PER_COLUMN {
+            let s = b.scales.as_ptr().add(p * NR);
+            let (s0, s1) = (vld1q_f32(s), vld1q_f32(s.add(4)));
+            for acc_row in &mut acc {
+                acc_row[0] = vmulq_f32(acc_row[0], s0);
+                acc_row[1] = vmulq_f32(acc_row[1], s1);
             }
         }
         if rows == MR && cols == NR {

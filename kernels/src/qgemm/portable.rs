@@ -1,5 +1,6 @@
 //! The int8 tile in plain Rust: the definition every SIMD path must match
-//! bit for bit (int32 block dots, then `fma(dot, sa·sw, acc)` block by block).
+//! bit for bit (int32 block dots, then `fma(dot, sa·sw, acc)` block by block;
+//! per-column weight scales: `fma(dot, sa, acc)`, then `acc·sw` at the end).
 
 use super::{Tile, GROUP, GROUPS, QBLOCK};
 use crate::gemm::kernel::finish;
@@ -28,6 +29,7 @@ pub(super) unsafe fn tile(t: &Tile<'_>) {
         out,
     } = *t;
     let kb = a.kb;
+    let per_column = b.per_column();
     let mut acc = [[[0.0f32; 8]; NR / 8]; MR];
     for (r, acc_row) in acc.iter_mut().enumerate().take(rows) {
         let qa = &a.bytes[(r0 + r) * a.kp..(r0 + r + 1) * a.kp];
@@ -43,8 +45,15 @@ pub(super) unsafe fn tile(t: &Tile<'_>) {
                         dot += x * b.data[base + t] as i32;
                     }
                 }
-                let prod = sa * b.scales[(p * kb + blk) * NR + j];
+                let prod = if per_column {
+                    sa
+                } else {
+                    sa * b.scales[(p * kb + blk) * NR + j]
+                };
                 f = (dot as f32).mul_add(prod, f);
+            }
+            if per_column {
+                f *= b.scales[p * NR + j];
             }
             acc_row[j / 8][j % 8] = f;
         }

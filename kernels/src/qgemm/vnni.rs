@@ -5,7 +5,8 @@
 //! of B, 2 of offsets and 2 of scales and the broadcast row of A: 31 of the 32
 //! zmm registers. Per 4 K values a row costs one broadcast and two
 //! `vpdpbusd` (64 multiply-adds each); per block of 32, two conversions, a
-//! multiply and two FMAs fold the block's sums into the f32 sums.
+//! multiply and two FMAs fold the block's sums into the f32 sums (with
+//! per-column weight scales, no multiply: two multiplies a row at the end).
 
 use std::arch::x86_64::*;
 
@@ -28,11 +29,17 @@ pub(super) const NR: usize = 32;
 #[inline]
 pub(super) unsafe fn tile(token: Avx512VnniToken, t: &Tile<'_>) {
     // SAFETY: the token proves the features; the rest is the caller's guarantee.
-    unsafe { tile_impl(token, t) }
+    unsafe {
+        if t.b.per_column() {
+            tile_impl::<true>(token, t)
+        } else {
+            tile_impl::<false>(token, t)
+        }
+    }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-unsafe fn tile_impl(token: Avx512VnniToken, t: &Tile<'_>) {
+unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx512VnniToken, t: &Tile<'_>) {
     let Tile {
         a,
         r0,
@@ -48,6 +55,7 @@ unsafe fn tile_impl(token: Avx512VnniToken, t: &Tile<'_>) {
     assert!((1..=MR).contains(&rows) && cols <= NR && b.nr == NR);
     assert!(a.bytes.len() >= (r0 + rows) * a.kp && a.scales.len() >= (r0 + rows) * kb);
     assert!(b.data.len() >= (p + 1) * kb * QBLOCK * NR);
+    assert!(b.offsets.len() >= (p + 1) * kb * NR && b.scales.len() >= (p + 1) * b.panel_scales());
     // Rows past `rows` repeat the last real one; `finish` never stores them.
     let row = |r: usize| r0 + r.min(rows - 1);
     let a_rows: [*const u8; MR] = std::array::from_fn(|r| a.bytes[row(r) * a.kp..].as_ptr());
@@ -55,17 +63,20 @@ unsafe fn tile_impl(token: Avx512VnniToken, t: &Tile<'_>) {
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for blk in 0..kb {
         let at = (p * kb + blk) * NR;
-        // SAFETY: the panel holds kb blocks of NR offsets and scales (asserted
-        // through `data`, which has the same panel and block count).
+        // SAFETY: the panel holds kb blocks of NR offsets, and of NR scales
+        // unless per column (asserted).
         let (o0, o1, s0, s1) = unsafe {
             let o = b.offsets.as_ptr().add(at);
-            let s = b.scales.as_ptr().add(at);
-            (
+            let (o0, o1) = (
                 _mm512_loadu_si512(o.cast()),
                 _mm512_loadu_si512(o.add(16).cast()),
-                _mm512_loadu_ps(s),
-                _mm512_loadu_ps(s.add(16)),
-            )
+            );
+            if PER_COLUMN {
+                (o0, o1, _mm512_setzero_ps(), _mm512_setzero_ps())
+            } else {
+                let s = b.scales.as_ptr().add(at);
+                (o0, o1, _mm512_loadu_ps(s), _mm512_loadu_ps(s.add(16)))
+            }
         };
         let mut dots = [[o0, o1]; MR];
         for g in 0..GROUPS {
@@ -89,9 +100,24 @@ unsafe fn tile_impl(token: Avx512VnniToken, t: &Tile<'_>) {
         }
         for (r, (acc_row, dots_row)) in acc.iter_mut().zip(&dots).enumerate() {
             let sa = _mm512_set1_ps(a.scales[row(r) * kb + blk]);
-            let (p0, p1) = (_mm512_mul_ps(s0, sa), _mm512_mul_ps(s1, sa));
+            let (p0, p1) = if PER_COLUMN {
+                (sa, sa)
+            } else {
+                (_mm512_mul_ps(s0, sa), _mm512_mul_ps(s1, sa))
+            };
             acc_row[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots_row[0]), p0, acc_row[0]);
             acc_row[1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots_row[1]), p1, acc_row[1]);
+        }
+    }
+    if PER_COLUMN {
+        // SAFETY: the panel's NR column scales (asserted).
+        let (s0, s1) = unsafe {
+            let s = b.scales.as_ptr().add(p * NR);
+            (_mm512_loadu_ps(s), _mm512_loadu_ps(s.add(16)))
+        };
+        for acc_row in &mut acc {
+            acc_row[0] = _mm512_mul_ps(acc_row[0], s0);
+            acc_row[1] = _mm512_mul_ps(acc_row[1], s1);
         }
     }
     let s = token.avx512();

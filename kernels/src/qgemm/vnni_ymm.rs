@@ -64,7 +64,13 @@ pub(super) unsafe fn tile_vex(token: AvxVnniToken, t: &Tile<'_>) {
 #[target_feature(enable = "avx2,fma,avxvnni")]
 unsafe fn tile_vex_impl(token: AvxVnniToken, t: &Tile<'_>) {
     // SAFETY: the caller's guarantee; avxvnni is enabled here.
-    unsafe { tile_with(token.avx2(), Vex, t) }
+    unsafe {
+        if t.b.per_column() {
+            tile_with::<_, true>(token.avx2(), Vex, t)
+        } else {
+            tile_with::<_, false>(token.avx2(), Vex, t)
+        }
+    }
 }
 
 /// As [`super::portable::tile`], with AVX-512 VNNI on ymm.
@@ -79,7 +85,13 @@ pub(super) unsafe fn tile_evex(token: Avx512VlVnniToken, t: &Tile<'_>) {
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
 unsafe fn tile_evex_impl(token: Avx512VlVnniToken, t: &Tile<'_>) {
     // SAFETY: the caller's guarantee; avx512vnni and avx512vl are enabled here.
-    unsafe { tile_with(token.avx2(), Evex, t) }
+    unsafe {
+        if t.b.per_column() {
+            tile_with::<_, true>(token.avx2(), Evex, t)
+        } else {
+            tile_with::<_, false>(token.avx2(), Evex, t)
+        }
+    }
 }
 
 /// The tile around one encoding of `vpdpbusd`.
@@ -87,7 +99,7 @@ unsafe fn tile_evex_impl(token: Avx512VlVnniToken, t: &Tile<'_>) {
 /// # Safety
 /// As [`super::portable::tile`]; the CPU has what `D` needs.
 #[inline(always)]
-unsafe fn tile_with<D: Dpbusd>(token: Avx2Token, d: D, t: &Tile<'_>) {
+unsafe fn tile_with<D: Dpbusd, const PER_COLUMN: bool>(token: Avx2Token, d: D, t: &Tile<'_>) {
     let Tile {
         a,
         r0,
@@ -103,7 +115,7 @@ unsafe fn tile_with<D: Dpbusd>(token: Avx2Token, d: D, t: &Tile<'_>) {
     assert!((1..=MR).contains(&rows) && cols <= NR && b.nr == NR);
     assert!(a.bytes.len() >= (r0 + rows) * a.kp && a.scales.len() >= (r0 + rows) * kb);
     assert!(b.data.len() >= (p + 1) * kb * QBLOCK * NR);
-    assert!(b.scales.len() >= (p + 1) * kb * NR && b.offsets.len() >= (p + 1) * kb * NR);
+    assert!(b.scales.len() >= (p + 1) * b.panel_scales() && b.offsets.len() >= (p + 1) * kb * NR);
     // Rows past `rows` repeat the last real one; `finish` never stores them.
     let row = |r: usize| r0 + r.min(rows - 1);
     let a_rows: [*const u8; MR] = std::array::from_fn(|r| a.bytes[row(r) * a.kp..].as_ptr());
@@ -126,10 +138,25 @@ unsafe fn tile_with<D: Dpbusd>(token: Avx2Token, d: D, t: &Tile<'_>) {
                     *dot = d.dp(*dot, _mm256_set1_epi32(four), bv);
                 }
             }
-            let sw = _mm256_loadu_ps(b.scales.as_ptr().add(at));
+            let sw = if PER_COLUMN {
+                _mm256_setzero_ps()
+            } else {
+                _mm256_loadu_ps(b.scales.as_ptr().add(at))
+            };
             for (r, (acc_row, dot)) in acc.iter_mut().zip(&dots).enumerate() {
-                let prod = _mm256_mul_ps(sw, _mm256_set1_ps(a.scales[row(r) * kb + blk]));
+                let sa = _mm256_set1_ps(a.scales[row(r) * kb + blk]);
+                let prod = if PER_COLUMN {
+                    sa
+                } else {
+                    _mm256_mul_ps(sw, sa)
+                };
                 acc_row[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*dot), prod, acc_row[0]);
+            }
+        }
+        if PER_COLUMN {
+            let sw = _mm256_loadu_ps(b.scales.as_ptr().add(p * NR));
+            for acc_row in &mut acc {
+                acc_row[0] = _mm256_mul_ps(acc_row[0], sw);
             }
         }
         if rows == MR && cols == NR {

@@ -2,9 +2,9 @@
 //! of this machine's FMA peak (measured in the same run), and against
 //! matrixmultiply on the same shape and thread count.
 //!
-//! With `--precision int8`, the int8 GEMM (blocks of 32, activations
-//! quantized per call, included in the time) in GOP/s (a multiply-add is two
-//! operations) against the int8 peak: a register-resident loop of the int8
+//! With `--precision int8`, the int8 GEMM (activations quantized per call
+//! in blocks of 32, included in the time; weights as the encoder has them)
+//! in GOP/s (a multiply-add is two operations) against the int8 peak: a register-resident loop of the int8
 //! kernel's own instruction (`vpdpbusd`), measured in the same run. Where the
 //! int8 path has no SIMD instruction (portable), the f32 FMA peak stands in.
 //! With `--precision bf16`, the bf16-weight GEMM against a `vdpbf16ps` loop
@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use crossenc::Precision;
-use crossenc_kernels::{peak, Epilogue, Kernels, Threading};
+use crossenc_kernels::{peak, Epilogue, Kernels, Threading, WeightScales};
 
 /// Rows of A (tokens in a batch): one short pair, a long pair, a batch.
 pub const M_SIZES: [usize; 3] = [64, 512, 2048];
@@ -218,13 +218,19 @@ fn median_gflops(flops: f64, mut f: impl FnMut()) -> f64 {
 }
 
 /// Our GEMM, weight prepacked (or quantized) as the model does it, on the
-/// current rayon pool.
+/// current rayon pool: int8 weights with one scale per column, but FFN-down's
+/// (the one shape with K > N) in blocks, as `src/model/encoder.rs` has them.
 fn time_ours(kernels: Kernels, precision: Precision, m: usize, k: usize, n: usize) -> f64 {
     let a = filled(m * k, 1);
     let weight = filled(n * k, 2); // nn.Linear layout [out = n, in = k]
     let mut c = vec![0.0f32; m * n];
     if precision == Precision::Int8 {
-        let quantized = kernels.quantize_linear(&weight, n, k);
+        let scales = if k > n {
+            WeightScales::PerBlock
+        } else {
+            WeightScales::PerColumn
+        };
+        let quantized = kernels.quantize_linear(&weight, n, k, scales);
         return median_gflops(2.0 * (m * k * n) as f64, || {
             kernels.qgemm(
                 m,
