@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{every_int8_path, filled};
+use common::{every_int8_path, filled, reference_gemm};
 use crossenc_kernels::{
     reference, Activation, Epilogue, Kernels, QuantizedActivations, Threading, WeightScales,
 };
@@ -274,22 +274,18 @@ fn int8_error_against_f32_is_small() {
     let (m, k, n) = (64, 384, 96);
     let x = filled(m * k, 11);
     let w = filled(n * k, 12);
+    // W is `[n, k]` (nn.Linear's layout); the reference takes B = Wᵀ.
+    let wt: Vec<f32> = (0..k * n).map(|i| w[(i % n) * k + i / n]).collect();
+    let (exact, magnitude) = reference_gemm(m, k, n, &x, k, &wt, n);
     for scheme in SCHEMES {
         let b = kernels.quantize_linear(&w, n, k, scheme);
         let mut c = vec![0.0; m * n];
         kernels.qgemm(m, &x, k, &b, &mut c, n, Epilogue::None, Threading::Auto);
-        let mut worst = 0.0f64;
-        for i in 0..m {
-            for j in 0..n {
-                let (mut dot, mut mag) = (0.0f64, 0.0f64);
-                for p in 0..k {
-                    let prod = x[i * k + p] as f64 * w[j * k + p] as f64;
-                    dot += prod;
-                    mag += prod.abs();
-                }
-                worst = worst.max((c[i * n + j] as f64 - dot).abs() / mag);
-            }
-        }
+        let worst = c
+            .iter()
+            .zip(exact.iter().zip(&magnitude))
+            .map(|(&got, (&dot, &mag))| (got as f64 - dot).abs() / mag)
+            .fold(0.0f64, f64::max);
         eprintln!(
             "int8 ({}, {scheme:?}): worst |error| / sum|x·w| = {worst:.2e}",
             kernels.int8_path()

@@ -58,3 +58,31 @@ pub fn every_bf16_path() -> Vec<Kernels> {
         .flat_map(Kernels::bf16_variants)
         .collect()
 }
+
+/// The f64 reference of `A[m, k] · B[k, n]` with row strides, plus the sum of
+/// |products| each element's error bound is measured against.
+pub fn reference_gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut exact = vec![0.0; m * n];
+    let mut magnitude = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let (mut acc, mut abs) = (0.0f64, 0.0f64);
+            for p in 0..k {
+                let prod = a[i * lda + p] as f64 * b[p * ldb + j] as f64;
+                acc += prod;
+                abs += prod.abs();
+            }
+            exact[i * n + j] = acc;
+            magnitude[i * n + j] = abs;
+        }
+    }
+    (exact, magnitude)
+}
