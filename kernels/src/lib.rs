@@ -49,7 +49,7 @@
 //!   for the weights or one scale per weight column ([`WeightScales`]), as
 //!   llama.cpp's Q8_0 scheme, with its own tiles: `vpdpbusd` on zmm
 //!   (AVX-512 VNNI) or ymm (AVX-VNNI, or AVX-512 VNNI + VL), AVX2's
-//!   `vpmaddubsw`, NEON's `sdot` or `smull`, and portable Rust; every one
+//!   `vpmaddwd` (operands widened to 16 bits), NEON's `sdot` or `smull`, and portable Rust; every one
 //!   gives the same bits. [`Kernels::int8_variants`] and `CROSSENC_INT8`
 //!   reach each one the host runs.
 //!

@@ -39,8 +39,9 @@
 //!   `-128 · Σ qw` (precomputed per column and block), which makes it exact.
 //! - AVX-VNNI (`vnni_ymm.rs`): the same on ymm, VEX-encoded where the CPU
 //!   has AVX-VNNI, EVEX-encoded (AVX-512 VNNI + VL) otherwise.
-//! - AVX2 (`avx2.rs`): `vpmaddubsw` + `vpmaddwd` with the sign trick, exact
-//!   for operands in [-127, 127].
+//! - AVX2 (`avx2.rs`): both operands widened to 16 bits, `vpmaddwd`: exact,
+//!   and 1.6x the FMA rate in multiply-adds where `vpmaddubsw` with the
+//!   sign trick signed activations need was 1.3x (Zen 4).
 //! - NEON (`neon.rs`): `sdot` where the CPU has FEAT_DotProd, else `smull`
 //!   and pairwise widening adds; both exact.
 //! - portable (`portable.rs`): plain Rust, the reference every SIMD path must
@@ -95,7 +96,7 @@ pub(crate) enum QBackend {
     /// AVX-512 VNNI on ymm (`vpdpbusd` on ymm, EVEX): the AVX-VNNI kernel.
     #[cfg(target_arch = "x86_64")]
     VnniYmm(crate::isa::Avx512VlVnniToken),
-    /// AVX2 (`vpmaddubsw` + `vpmaddwd` on ymm).
+    /// AVX2 (`vpmaddwd` on ymm, both operands widened to 16 bits).
     #[cfg(target_arch = "x86_64")]
     Avx2(crate::isa::Avx2Token),
     /// NEON with `sdot`.
@@ -149,6 +150,18 @@ impl QBackend {
         }
     }
 
+    /// Bytes per quantized value of A: 2 where the kernel multiplies 16-bit
+    /// integers (AVX2's `vpmaddwd`: A is widened once, when quantized, not
+    /// in every tile that reads it), else 1.
+    pub(crate) fn a_width(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            QBackend::Avx2(_) => 2,
+            #[allow(unreachable_patterns)] // which kernels exist depends on the target
+            _ => 1,
+        }
+    }
+
     /// The name `-v` shows.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -175,9 +188,9 @@ impl QBackend {
 /// Layout, for panel `p`, block `b`, group `g` (4 K values), column `j` of
 /// the panel, value `t` of the group: `data[(((p·kb + b)·8 + g)·nr + j)·4 + t]`,
 /// so one group of a panel is `nr` columns x 4 bytes, what a dot-product
-/// instruction reads. Scales `[p][b][nr]` f32 (`[p][nr]` per column) and
-/// the VNNI offset sums `[p][b][nr]` i32 (`-128 · Σ qw` of the block) sit
-/// beside it. Columns past `n` and K past `k` are zeros.
+/// instruction reads. Scales `[p][b][nr]` f32 (`[p][nr]` per column) and,
+/// for the VNNI kernels only, the offset sums `[p][b][nr]` i32 (`-128 · Σ qw`
+/// of the block) sit beside it. Columns past `n` and K past `k` are zeros.
 #[derive(Clone, Debug)]
 pub struct QuantizedMatrix {
     k: usize,
@@ -187,6 +200,7 @@ pub struct QuantizedMatrix {
     weight_scales: WeightScales,
     data: Vec<i8>,
     scales: Vec<f32>,
+    // offsets: [p][b][nr], VNNI kernels only (else empty)
     offsets: Vec<i32>,
 }
 
@@ -259,8 +273,8 @@ fn round_ties_even_small(y: f32) -> f32 {
     (y + SHIFT) - SHIFT
 }
 
-/// Activations quantized for one call: `[m][kb·32]` bytes (signed, or with
-/// 128 added for VNNI) and `[m][kb]` scales.
+/// Activations quantized for one call: `[m][kb·32]` values (signed bytes,
+/// bytes with 128 added for VNNI, i16 for AVX2) and `[m][kb]` scales.
 #[derive(Default)]
 struct QuantizedRows {
     bytes: Vec<u8>,
@@ -270,7 +284,8 @@ struct QuantizedRows {
 /// Activations quantized as an int8 GEMM's A, kept between two GEMMs:
 /// [`Kernels::qgemm_requantize`] writes them and [`Kernels::qgemm_quantized`]
 /// reads them. Holds `m` rows of `k` values in blocks of [`QBLOCK`] (bytes
-/// and scales, a quarter of the f32 bytes plus 1/32), and a few rows of f32
+/// and scales, a quarter of the f32 bytes plus 1/32; half for AVX2's
+/// 16-bit values), and a few rows of f32
 /// per thread for the GEMM that makes them. Buffers grow and never shrink.
 #[derive(Default)]
 pub struct QuantizedActivations {
@@ -278,7 +293,7 @@ pub struct QuantizedActivations {
     k: usize,
     kb: usize,
     backend: Option<QBackend>,
-    // bytes: [m][kb·32]; scales: [m][kb]
+    // bytes: [m][kb·32] values of `a_width` bytes; scales: [m][kb]
     bytes: Vec<u8>,
     scales: Vec<f32>,
     // chunks: [threads][REQUANTIZE_ROWS][k], the f32 rows being quantized
@@ -306,7 +321,7 @@ impl QuantizedActivations {
         let kb = k.div_ceil(QBLOCK);
         (self.m, self.k, self.kb, self.backend) = (m, k, kb, Some(backend));
         let grow = |len: usize, have: usize| len.saturating_sub(have);
-        let bytes = m * kb * QBLOCK;
+        let bytes = m * kb * QBLOCK * backend.a_width();
         self.bytes
             .extend(std::iter::repeat_n(0, grow(bytes, self.bytes.len())));
         self.scales
@@ -419,7 +434,7 @@ impl Kernels {
     /// These kernels with each int8 kernel this CPU can run beside this ISA's
     /// f32 ones, the default first: for tests and benchmarks that must
     /// exercise every int8 path the host has (e.g. AVX-512 VNNI on zmm, on
-    /// ymm, and AVX2's `vpmaddubsw` on an AVX-512 VNNI CPU).
+    /// ymm, and AVX2's `vpmaddwd` on an AVX-512 VNNI CPU).
     pub fn int8_variants(&self) -> Vec<Kernels> {
         let default = self.qbackend();
         let mut paths = vec![default];
@@ -472,57 +487,66 @@ impl Kernels {
         let panel_scales = if per_column { nr } else { kb * nr };
         let mut data = vec![0i8; panels * kb * QBLOCK * nr];
         let mut scales = vec![0.0f32; panels * panel_scales];
-        let mut offsets = vec![0i32; panels * kb * nr];
         // Panels are independent: quantized on the current pool's threads
         // (loading a model's linears is most of an int8 model's start).
         // In blocks, each row by the backend's activation quantizer (SIMD,
         // and the same bits as `quantize_block`), its bytes made signed
         // again; per column, by `quantize_block` over the whole row.
         let unsigned = backend.unsigned_a();
-        let quantize_panel =
-            |p: usize, (data, (scales, offsets)): (&mut [i8], (&mut [f32], &mut [i32]))| {
-                let mut bytes = vec![0u8; kb * QBLOCK];
-                let mut row_scales = vec![0.0f32; kb];
-                let mut column = vec![0i8; if per_column { k } else { 0 }];
-                for (jj, j) in (p * nr..n.min((p + 1) * nr)).enumerate() {
-                    let row = &weight[j * k..(j + 1) * k];
-                    if per_column {
-                        scales[jj] = quantize_block(row, &mut column);
-                        let flip = if unsigned { 0x80 } else { 0 };
-                        for (d, &q) in bytes.iter_mut().zip(&column) {
-                            *d = q as u8 ^ flip;
-                        }
-                        bytes[k..].fill(flip);
-                    } else {
-                        quantize_row(backend, row, kb, &mut bytes, &mut row_scales);
-                        for (b, &scale) in row_scales.iter().enumerate() {
-                            scales[b * nr + jj] = scale;
-                        }
+        let quantize_panel = |p: usize, (data, scales): (&mut [i8], &mut [f32])| {
+            let mut bytes = vec![0u8; kb * QBLOCK];
+            let mut row_scales = vec![0.0f32; kb];
+            let mut column = vec![0i8; if per_column { k } else { 0 }];
+            for (jj, j) in (p * nr..n.min((p + 1) * nr)).enumerate() {
+                let row = &weight[j * k..(j + 1) * k];
+                if per_column {
+                    scales[jj] = quantize_block(row, &mut column);
+                    let flip = if unsigned { 0x80 } else { 0 };
+                    for (d, &q) in bytes.iter_mut().zip(&column) {
+                        *d = q as u8 ^ flip;
                     }
-                    for (b, block) in bytes.chunks_exact(QBLOCK).enumerate() {
-                        let at = b * nr + jj;
-                        let mut sum = 0i32;
-                        for (g, four) in block.chunks_exact(GROUP).enumerate() {
-                            let base = ((b * GROUPS + g) * nr + jj) * GROUP;
-                            for (d, &v) in data[base..base + GROUP].iter_mut().zip(four) {
-                                *d = if unsigned { (v ^ 0x80) as i8 } else { v as i8 };
-                                sum += *d as i32;
-                            }
-                        }
-                        offsets[at] = -128 * sum;
+                    bytes[k..].fill(flip);
+                } else {
+                    quantize_row(backend, row, kb, &mut bytes, &mut row_scales);
+                    for (b, &scale) in row_scales.iter().enumerate() {
+                        scales[b * nr + jj] = scale;
                     }
                 }
-            };
+                for (b, block) in bytes.chunks_exact(QBLOCK).enumerate() {
+                    for (g, four) in block.chunks_exact(GROUP).enumerate() {
+                        let base = ((b * GROUPS + g) * nr + jj) * GROUP;
+                        for (d, &v) in data[base..base + GROUP].iter_mut().zip(four) {
+                            *d = if unsigned { (v ^ 0x80) as i8 } else { v as i8 };
+                        }
+                    }
+                }
+            }
+        };
+        let mut offsets = vec![0i32; if unsigned { panels * kb * nr } else { 0 }];
         if kb > 0 {
             data.par_chunks_mut(kb * QBLOCK * nr)
-                .zip(
-                    scales
-                        .par_chunks_mut(panel_scales)
-                        .zip(offsets.par_chunks_mut(kb * nr)),
-                )
+                .zip(scales.par_chunks_mut(panel_scales))
                 .enumerate()
                 .with_min_len(LOAD_PANELS_PER_TASK)
                 .for_each(|(p, panel)| quantize_panel(p, panel));
+            // offsets[b][j] of a panel: -128 · Σ over the block's 8 groups
+            // of column j's 4 values (VNNI only; else empty, and this does nothing).
+            offsets
+                .par_chunks_mut(kb * nr)
+                .zip(data.par_chunks(kb * QBLOCK * nr))
+                .with_min_len(LOAD_PANELS_PER_TASK)
+                .for_each(|(offsets, panel)| {
+                    for (b, block_offsets) in offsets.chunks_exact_mut(nr).enumerate() {
+                        for g in 0..GROUPS {
+                            let group = &panel[(b * GROUPS + g) * nr * GROUP..][..nr * GROUP];
+                            for (offset, four) in
+                                block_offsets.iter_mut().zip(group.chunks_exact(GROUP))
+                            {
+                                *offset -= 128 * four.iter().map(|&v| v as i32).sum::<i32>();
+                            }
+                        }
+                    }
+                });
         }
         QuantizedMatrix {
             k,
@@ -570,7 +594,7 @@ impl Kernels {
             "qgemm: A too short for [{m}, {k}]"
         );
         let kb = b.kb();
-        let kp = kb * QBLOCK;
+        let kp = kb * QBLOCK * backend.a_width();
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
             quantize_rows(a, lda, k, kb, backend, bytes, scales, threading);
@@ -626,8 +650,8 @@ impl Kernels {
         );
         let tiles = crate::gemm::tile_out(m, n, epilogue);
         let kb = b.kb();
-        let kp = kb * QBLOCK;
-        let (kb_out, kp_out) = (out.kb, out.kb * QBLOCK);
+        let kp = kb * QBLOCK * backend.a_width();
+        let (kb_out, kp_out) = (out.kb, out.kb * QBLOCK * backend.a_width());
         let panels = n.div_ceil(b.nr);
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
@@ -673,7 +697,7 @@ impl Kernels {
                         .zip(scales.chunks_exact_mut(kb_out))
                         .enumerate()
                     {
-                        quantize_row(
+                        quantize_a_row(
                             backend,
                             &buf[r * n..(r + 1) * n],
                             kb_out,
@@ -732,7 +756,7 @@ impl Kernels {
             a.backend == Some(backend) && a.k == b.k,
             "qgemm_quantized: A was quantized for another kernel or another K"
         );
-        let (kb, kp) = (a.kb, a.kb * QBLOCK);
+        let (kb, kp) = (a.kb, a.kb * QBLOCK * backend.a_width());
         let rows = Rows {
             bytes: &a.bytes[..m * kp],
             scales: &a.scales[..m * kb],
@@ -783,7 +807,7 @@ fn multiply(
     let out = &crate::gemm::tile_out(m, n, epilogue);
     let c = SendPtr(c.as_mut_ptr());
     let panels = n.div_ceil(b.nr);
-    let work = m * n * a.kp;
+    let work = m * n * a.kb * QBLOCK;
     let threads = match threading {
         Threading::Auto => rayon::current_num_threads(),
         Threading::Single => 1,
@@ -931,8 +955,9 @@ pub(crate) struct Tile<'a> {
     out: &'a crate::gemm::kernel::TileOut,
 }
 
-/// Quantized rows of A as a tile reads them: row `r`'s bytes at
-/// `bytes[r·kp..]`, its block scales at `scales[r·kb..]`.
+/// Quantized rows of A as a tile reads them: row `r`'s values at
+/// `bytes[r·kp..]` (`kp` = `kb·32·a_width` bytes), its block scales at
+/// `scales[r·kb..]`.
 pub(crate) struct Rows<'a> {
     bytes: &'a [u8],
     scales: &'a [f32],
@@ -985,8 +1010,25 @@ fn quantize_row(
     }
 }
 
+/// [`quantize_row`] for A: as its kernel reads it, 16-bit values for AVX2
+/// (`kb·64` bytes), else bytes.
+fn quantize_a_row(
+    backend: QBackend,
+    row: &[f32],
+    kb: usize,
+    row_bytes: &mut [u8],
+    row_scales: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let QBackend::Avx2(token) = backend {
+        return avx2::quantize_row_wide(token, row, row_bytes, row_scales);
+    }
+    quantize_row(backend, row, kb, row_bytes, row_scales)
+}
+
 /// Quantizes rows of `a` (row stride `lda`, `k` values each) into `bytes`
-/// (`[m][kb·32]`, zero past `k`) and `scales` (`[m][kb]`); `unsigned` adds 128.
+/// (`[m][kb·32]` values as [`quantize_a_row`] writes them, zero past `k`)
+/// and `scales` (`[m][kb]`).
 #[allow(clippy::too_many_arguments)]
 fn quantize_rows(
     a: &[f32],
@@ -998,9 +1040,9 @@ fn quantize_rows(
     scales: &mut [f32],
     threading: Threading,
 ) {
-    let kp = kb * QBLOCK;
+    let kp = kb * QBLOCK * backend.a_width();
     let one_row = |(i, (row_bytes, row_scales)): (usize, (&mut [u8], &mut [f32]))| {
-        quantize_row(backend, &a[i * lda..i * lda + k], kb, row_bytes, row_scales)
+        quantize_a_row(backend, &a[i * lda..i * lda + k], kb, row_bytes, row_scales)
     };
     let m = scales.len() / kb.max(1);
     if threading == Threading::Auto && m >= 2 * QUANTIZE_ROWS_PER_TASK {

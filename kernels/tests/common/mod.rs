@@ -35,7 +35,7 @@ pub const U: f64 = 1.0 / (1u64 << 24) as f64;
 
 /// Every int8 kernel this host runs, beside each ISA's f32 kernels
 /// (`Kernels::int8_variants`): e.g. AVX-512 VNNI on zmm and on ymm, and
-/// AVX2's `vpmaddubsw`, on an AVX-512 VNNI CPU.
+/// AVX2's `vpmaddwd`, on an AVX-512 VNNI CPU.
 pub fn every_int8_path() -> Vec<Kernels> {
     let mut all: Vec<Kernels> = Vec::new();
     for kernels in every_isa().iter().flat_map(Kernels::int8_variants) {
