@@ -145,34 +145,79 @@ pub fn vector_lanes(kernels: Kernels) -> usize {
 }
 
 /// The int8 peak: a register-resident loop of the int8 kernel's own
-/// dot-product instruction (`vpdpbusd` on zmm for AVX-512 VNNI), on
-/// `threads` threads at once; `None` where the int8 path has no SIMD
-/// instruction to measure (portable).
+/// instruction (`vpdpbusd` on zmm for AVX-512 VNNI, `vpmaddwd` + `vpaddd`
+/// on ymm for AVX2), on `threads` threads at once; `None` where the int8
+/// path has no loop here to measure (AVX-VNNI, NEON, portable).
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // no int8 loop to time there yet
 pub struct Int8Peak {
     #[cfg(target_arch = "x86_64")]
-    token: crate::isa::Avx512VnniToken,
+    kind: Int8Loop,
     threads: usize,
     iters: u64,
+}
+
+/// Which loop an [`Int8Peak`] times.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy, Debug)]
+enum Int8Loop {
+    Vnni(crate::isa::Avx512VnniToken),
+    Avx2(crate::isa::Avx2Token),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Int8Loop {
+    /// `iters` rounds; `seed` varies the operands.
+    fn run(self, iters: u64, seed: i32) -> i32 {
+        match self {
+            Int8Loop::Vnni(token) => crate::qgemm::vnni_loop(token, iters, seed),
+            Int8Loop::Avx2(token) => crate::qgemm::avx2_loop(token, iters, seed),
+        }
+    }
+
+    /// Multiply-adds per round.
+    fn macs_per_iter(self) -> usize {
+        match self {
+            Int8Loop::Vnni(_) => crate::qgemm::VNNI_PEAK_MACS_PER_ITER,
+            Int8Loop::Avx2(_) => crate::qgemm::AVX2_PEAK_MACS_PER_ITER,
+        }
+    }
 }
 
 impl Int8Peak {
     /// Calibrates the loop for `kernels`' int8 path on `threads` threads.
     pub fn new(kernels: Kernels, threads: usize) -> Option<Int8Peak> {
         #[cfg(target_arch = "x86_64")]
-        if let crate::qgemm::QBackend::Vnni(token) = kernels.qbackend() {
-            let iters = calibrate(|iters| {
-                std::hint::black_box(crate::qgemm::vnni_loop(token, iters, 3));
-            });
-            return Some(Int8Peak {
-                token,
-                threads: threads.max(1),
-                iters,
-            });
+        {
+            let kind = match kernels.qbackend() {
+                crate::qgemm::QBackend::Vnni(token) => Some(Int8Loop::Vnni(token)),
+                crate::qgemm::QBackend::Avx2(token) => Some(Int8Loop::Avx2(token)),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                let iters = calibrate(|iters| {
+                    std::hint::black_box(kind.run(iters, 3));
+                });
+                return Some(Int8Peak {
+                    kind,
+                    threads: threads.max(1),
+                    iters,
+                });
+            }
         }
         let _ = (kernels, threads);
         None
+    }
+
+    /// The instruction the loop runs, for a table's header.
+    pub fn instruction(&self) -> &'static str {
+        #[cfg(target_arch = "x86_64")]
+        match self.kind {
+            Int8Loop::Vnni(_) => "vpdpbusd zmm",
+            Int8Loop::Avx2(_) => "vpmaddwd + vpaddd ymm",
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        "none"
     }
 
     /// One run on all threads at once: int8 GOP/s (a multiply-add counts as
@@ -181,14 +226,14 @@ impl Int8Peak {
         #[cfg(target_arch = "x86_64")]
         {
             let Int8Peak {
-                token,
+                kind,
                 threads,
                 iters,
             } = *self;
             let slowest = slowest_of(threads, |t| {
-                std::hint::black_box(crate::qgemm::vnni_loop(token, iters, t as i32));
+                std::hint::black_box(kind.run(iters, t as i32));
             });
-            let ops = 2 * crate::qgemm::VNNI_PEAK_MACS_PER_ITER;
+            let ops = 2 * kind.macs_per_iter();
             threads as f64 * iters as f64 * ops as f64 / slowest.as_secs_f64() / 1e9
         }
         #[cfg(not(target_arch = "x86_64"))]

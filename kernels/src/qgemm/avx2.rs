@@ -152,6 +152,39 @@ unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
     }
 }
 
+/// Independent `vpmaddwd` chains for the peak loop: more than pipes x latency.
+const PEAK_CHAINS: usize = 12;
+
+/// Multiply-adds per round of [`madd_loop`].
+pub(crate) const PEAK_MACS_PER_ITER: usize = PEAK_CHAINS * 16;
+
+/// `iters` rounds of [`PEAK_CHAINS`] independent `vpmaddwd` + `vpaddd` on
+/// registers (16 multiply-adds each, accumulated as the tile accumulates):
+/// the int8 peak's loop on AVX2.
+pub(crate) fn madd_loop(token: Avx2Token, iters: u64, seed: i32) -> i32 {
+    // SAFETY: the token proves the features.
+    unsafe { madd_loop_impl(token, iters, seed) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn madd_loop_impl(_token: Avx2Token, iters: u64, seed: i32) -> i32 {
+    let b = _mm256_set1_epi32(std::hint::black_box(seed ^ 0x0101_0101));
+    let mut acc: [__m256i; PEAK_CHAINS] =
+        std::array::from_fn(|i| _mm256_set1_epi32(std::hint::black_box(seed + i as i32)));
+    for _ in 0..iters {
+        // Each chain multiplies its own sum (read as 16-bit values), so no
+        // product is loop-invariant or shared between chains; the 12 chains
+        // of 4 cycles' latency each keep the two multipliers busy.
+        for acc in &mut acc {
+            *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(*acc, b));
+        }
+    }
+    let total = acc
+        .into_iter()
+        .fold(_mm256_setzero_si256(), |t, x| _mm256_add_epi32(t, x));
+    _mm256_extract_epi32::<0>(total)
+}
+
 /// One row of A quantized as [`super::quantize_block`] defines it (signed
 /// bytes): the same max, the same `127 / max`, and `vcvtps2dq` rounds to
 /// nearest even as `round_ties_even` does.

@@ -917,7 +917,9 @@ unsafe fn compute(
     }
 }
 
-/// The int8 peak's loop (see [`crate::peak::Int8Peak`]).
+/// The int8 peak's loops (see [`crate::peak::Int8Peak`]).
+#[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::{madd_loop as avx2_loop, PEAK_MACS_PER_ITER as AVX2_PEAK_MACS_PER_ITER};
 #[cfg(target_arch = "x86_64")]
 pub(crate) use vnni::{dpbusd_loop as vnni_loop, PEAK_MACS_PER_ITER as VNNI_PEAK_MACS_PER_ITER};
 

@@ -5,8 +5,9 @@
 //! With `--precision int8`, the int8 GEMM (activations quantized per call
 //! in blocks of 32, included in the time; weights as the encoder has them)
 //! in GOP/s (a multiply-add is two operations) against the int8 peak: a register-resident loop of the int8
-//! kernel's own instruction (`vpdpbusd`), measured in the same run. Where the
-//! int8 path has no SIMD instruction (portable), the f32 FMA peak stands in.
+//! kernel's own instruction (`vpdpbusd` on AVX-512 VNNI, `vpmaddwd` +
+//! `vpaddd` on AVX2), measured in the same run. Where the int8 path has no
+//! such loop here (AVX-VNNI, NEON, portable), the f32 FMA peak stands in.
 //! With `--precision bf16`, the bf16-weight GEMM against a `vdpbf16ps` loop
 //! on AVX512_BF16, or the FMA peak where bf16 is widened to f32.
 //!

@@ -83,8 +83,9 @@ pub fn run_workload(
 }
 
 /// Measures the peak of the precision in use on `threads` threads: median
-/// of `samples` runs of the int8 kernel's instruction loop (`vpdpbusd`) for
-/// int8 where the path has one, else of the FMA loop.
+/// of `samples` runs of the int8 kernel's instruction loop (`vpdpbusd` on
+/// AVX-512 VNNI, `vpmaddwd` on AVX2) for int8 where the path has one, else
+/// of the FMA loop.
 pub fn measure_peak(model: &CrossEncoder, threads: usize, samples: usize) -> io::Result<f64> {
     let kernels = Kernels::detect().map_err(io::Error::other)?;
     let peak_loop = super::peak_loop::Peak::new(kernels, model.precision(), threads)?;

@@ -6,13 +6,13 @@ use crossenc_kernels::{peak, Isa, Kernels};
 
 /// The peak a precision's throughput is divided by, measured in the same
 /// run: a register-resident loop of the instruction its kernel is built on
-/// (`vpdpbusd` for int8 on AVX-512 VNNI, `vdpbf16ps` for bf16 on
+/// (`vpdpbusd` for int8 on AVX-512 VNNI, `vpmaddwd` on AVX2, `vdpbf16ps` for bf16 on
 /// AVX512_BF16), else the FMA loop of the best ISA (f32, and the paths that
 /// compute in f32 or have no SIMD instruction of their own).
 pub enum Peak {
     /// f32 FMAs.
     Fma(peak::FmaPeak, Isa),
-    /// `vpdpbusd` on zmm.
+    /// The int8 kernel's instruction (`vpdpbusd` on zmm, `vpmaddwd` on ymm).
     Int8(peak::Int8Peak),
     /// `vdpbf16ps` on zmm.
     Bf16(peak::Bf16Peak),
@@ -50,7 +50,7 @@ impl Peak {
     pub fn describe(&self) -> String {
         match self {
             Peak::Fma(_, isa) => format!("an {isa} FMA loop"),
-            Peak::Int8(_) => "a vpdpbusd zmm loop (int8 GOP/s)".to_string(),
+            Peak::Int8(p) => format!("a {} loop (int8 GOP/s)", p.instruction()),
             Peak::Bf16(_) => "a vdpbf16ps zmm loop".to_string(),
         }
     }
