@@ -7,7 +7,7 @@ use super::batch::{PackedBatch, Scratch};
 use super::embeddings::BertEmbeddings;
 use super::encoder::BertLayer;
 use super::head::BertPooler;
-use super::linear::{Linear, F32_ONLY, ROWS_PER_TASK};
+use super::linear::{Linear, WeightFormat, ROWS_PER_TASK};
 use crate::config::{Architecture, BertConfig};
 use crate::error::{Error, Result};
 use crate::load::Precision;
@@ -56,8 +56,7 @@ impl Bert {
                 "embeddings_project",
                 h,
                 e,
-                Precision::F32,
-                F32_ONLY,
+                WeightFormat::F32,
             )?)
         } else if e != h {
             return Err(Error::Unsupported {

@@ -5,7 +5,7 @@ use crossenc_kernels::{HeadAttention, Kernels, QuantizedActivations, WeightScale
 use rayon::prelude::*;
 
 use super::batch::{gather_rows, PackedBatch, Scratch};
-use super::linear::{layer_norm_rows, LayerNorm, Linear};
+use super::linear::{layer_norm_rows, LayerNorm, Linear, WeightFormat};
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::load::Precision;
@@ -62,10 +62,11 @@ impl BertLayer {
         let (h, f, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
         let l = format!("encoder.layer.{i}");
         let [q, key, v] = ["query", "key", "value"].map(|n| format!("{l}.attention.self.{n}"));
+        let hidden_input = WeightFormat::new(precision, HIDDEN_INPUT);
         let qkv = if split_query {
             Qkv::Split {
-                query: Linear::load(k, w, p, &q, h, h, precision, HIDDEN_INPUT)?,
-                key_value: Linear::load_fused(k, w, p, &[&key, &v], h, h, precision, HIDDEN_INPUT)?,
+                query: Linear::load(k, w, p, &q, h, h, hidden_input)?,
+                key_value: Linear::load_fused(k, w, p, &[&key, &v], h, h, hidden_input)?,
             }
         } else {
             Qkv::Fused(Linear::load_fused(
@@ -75,8 +76,7 @@ impl BertLayer {
                 &[&q, &key, &v],
                 h,
                 h,
-                precision,
-                HIDDEN_INPUT,
+                hidden_input,
             )?)
         };
         Ok(BertLayer {
@@ -88,8 +88,7 @@ impl BertLayer {
                 &format!("{l}.attention.output.dense"),
                 h,
                 h,
-                precision,
-                HIDDEN_INPUT,
+                hidden_input,
             )?,
             attention_layer_norm: LayerNorm::load(
                 w,
@@ -105,8 +104,7 @@ impl BertLayer {
                 &format!("{l}.intermediate.dense"),
                 f,
                 h,
-                precision,
-                HIDDEN_INPUT,
+                hidden_input,
             )?,
             output: Linear::load(
                 k,
@@ -115,8 +113,7 @@ impl BertLayer {
                 &format!("{l}.output.dense"),
                 h,
                 f,
-                precision,
-                INTERMEDIATE_INPUT,
+                WeightFormat::new(precision, INTERMEDIATE_INPUT),
             )?,
             output_layer_norm: LayerNorm::load(w, p, &format!("{l}.output.LayerNorm"), h, eps)?,
             bf16_attention: precision != Precision::F32,

@@ -2,10 +2,9 @@
 
 use crossenc_kernels::{Activation, Kernels};
 
-use super::linear::{Linear, F32_ONLY};
+use super::linear::{Linear, WeightFormat};
 use crate::config::{Architecture, BertConfig};
 use crate::error::Result;
-use crate::load::Precision;
 use crate::weights::Weights;
 
 /// `tanh(dense(h[CLS]))`.
@@ -22,7 +21,7 @@ impl BertPooler {
     ) -> Result<BertPooler> {
         let h = c.hidden_size;
         Ok(BertPooler {
-            dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32, F32_ONLY)?,
+            dense: Linear::load(k, w, p, "pooler.dense", h, h, WeightFormat::F32)?,
         })
     }
 
@@ -51,21 +50,12 @@ impl ClassificationHead {
         let p = c.architecture.prefix();
         Ok(match c.architecture {
             Architecture::Bert => ClassificationHead {
-                dense: Linear::load(k, w, p, "pooler.dense", h, h, Precision::F32, F32_ONLY)?,
+                dense: Linear::load(k, w, p, "pooler.dense", h, h, WeightFormat::F32)?,
                 act: Activation::Tanh,
-                out_proj: Linear::load(
-                    k,
-                    w,
-                    "",
-                    "classifier",
-                    labels,
-                    h,
-                    Precision::F32,
-                    F32_ONLY,
-                )?,
+                out_proj: Linear::load(k, w, "", "classifier", labels, h, WeightFormat::F32)?,
             },
             Architecture::XlmRoberta | Architecture::Electra => ClassificationHead {
-                dense: Linear::load(k, w, "", "classifier.dense", h, h, Precision::F32, F32_ONLY)?,
+                dense: Linear::load(k, w, "", "classifier.dense", h, h, WeightFormat::F32)?,
                 act: if c.architecture == Architecture::Electra {
                     Activation::GeluErf
                 } else {
@@ -78,8 +68,7 @@ impl ClassificationHead {
                     "classifier.out_proj",
                     labels,
                     h,
-                    Precision::F32,
-                    F32_ONLY,
+                    WeightFormat::F32,
                 )?,
             },
         })

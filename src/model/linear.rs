@@ -13,9 +13,28 @@ use crate::weights::Weights;
 /// Rows per parallel task for row-wise work (embeddings, layer norm).
 pub(crate) const ROWS_PER_TASK: usize = 32;
 
-/// The int8 weight scales of a linear that always computes in f32 (the
-/// heads, ELECTRA's embedding projection), where they do not apply.
-pub(crate) const F32_ONLY: WeightScales = WeightScales::PerBlock;
+/// What a linear's weight is kept as and computed in: the model's
+/// [`Precision`], with int8's choice of weight scales where it is int8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WeightFormat {
+    /// f32 (the heads and ELECTRA's embedding projection always).
+    F32,
+    /// bf16 pairs.
+    Bf16,
+    /// 8 bits with these scales.
+    Int8(WeightScales),
+}
+
+impl WeightFormat {
+    /// `precision`, with `int8_scales` if it is int8.
+    pub(crate) fn new(precision: Precision, int8_scales: WeightScales) -> WeightFormat {
+        match precision {
+            Precision::F32 => WeightFormat::F32,
+            Precision::Bf16 => WeightFormat::Bf16,
+            Precision::Int8 => WeightFormat::Int8(int8_scales),
+        }
+    }
+}
 
 /// `nn.Linear`: a weight packed for the kernels, and its bias.
 pub(crate) struct Linear {
@@ -34,22 +53,17 @@ enum Weight {
 }
 
 impl Weight {
-    fn pack(
-        k: &Kernels,
-        weight: &[f32],
-        out: usize,
-        input: usize,
-        precision: Precision,
-        scales: WeightScales,
-    ) -> Weight {
-        match precision {
-            Precision::F32 => Weight::Packed(k.pack_linear(weight, out, input)),
+    fn pack(k: &Kernels, weight: &[f32], out: usize, input: usize, format: WeightFormat) -> Weight {
+        match format {
+            WeightFormat::F32 => Weight::Packed(k.pack_linear(weight, out, input)),
             // An odd input width (no BERT has one) cannot be paired: f32.
-            Precision::Bf16 => Weight::Packed(
+            WeightFormat::Bf16 => Weight::Packed(
                 k.pack_linear_bf16(weight, out, input)
                     .unwrap_or_else(|| k.pack_linear(weight, out, input)),
             ),
-            Precision::Int8 => Weight::Int8(k.quantize_linear(weight, out, input, scales)),
+            WeightFormat::Int8(scales) => {
+                Weight::Int8(k.quantize_linear(weight, out, input, scales))
+            }
         }
     }
 
@@ -70,7 +84,7 @@ impl Weight {
 
 impl Linear {
     /// Loads `{name}.weight: [out, input]` and `{name}.bias: [out]`, the
-    /// weight for computing in `precision` (in int8 with `scales`).
+    /// weight kept as `format`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn load(
         k: &Kernels,
@@ -79,11 +93,10 @@ impl Linear {
         name: &str,
         out: usize,
         input: usize,
-        precision: Precision,
-        scales: WeightScales,
+        format: WeightFormat,
     ) -> Result<Linear> {
         let weight = w.with(prefix, &format!("{name}.weight"), &[out, input], |weight| {
-            Weight::pack(k, weight, out, input, precision, scales)
+            Weight::pack(k, weight, out, input, format)
         })?;
         let bias = w.get(prefix, &format!("{name}.bias"), &[out])?;
         Ok(Linear { weight, bias })
@@ -99,8 +112,7 @@ impl Linear {
         names: &[&str],
         out: usize,
         input: usize,
-        precision: Precision,
-        scales: WeightScales,
+        format: WeightFormat,
     ) -> Result<Linear> {
         // Sized once the first part has passed its shape check: a config's
         // sizes alone must not decide an allocation.
@@ -113,7 +125,7 @@ impl Linear {
             bias.extend(w.get(prefix, &format!("{name}.bias"), &[out])?);
         }
         Ok(Linear {
-            weight: Weight::pack(k, &weight, names.len() * out, input, precision, scales),
+            weight: Weight::pack(k, &weight, names.len() * out, input, format),
             bias,
         })
     }
