@@ -190,14 +190,18 @@ fn quantize_row_impl(_token: Avx512VnniToken, row: &[f32], bytes: &mut [u8], sca
     for (g, group_scales) in scales.chunks_mut(SCALE_GROUP).enumerate() {
         let first = g * SCALE_GROUP;
         let mut maxes = [0.0f32; SCALE_GROUP];
+        // The maxima are gathered into a register lane by lane: stored one
+        // by one and loaded as one vector, the load could not be forwarded
+        // from the 16 stores and waited for them (half this function's
+        // time on Zen 4, all-MiniLM-L6-v2 int8).
+        let mut max_v = _mm512_setzero_ps();
         for (b, max) in maxes.iter_mut().enumerate().take(group_scales.len()) {
             let (x0, x1) = load_block(row, (first + b) * QBLOCK);
             *max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+            max_v = _mm512_mask_broadcastss_ps(max_v, 1 << b, _mm_set_ss(*max));
         }
-        // SAFETY: `maxes` is 16 floats, one zmm.
-        let max_v = unsafe { _mm512_loadu_ps(maxes.as_ptr()) };
         let (mut invs, mut outs) = ([0.0f32; SCALE_GROUP], [0.0f32; SCALE_GROUP]);
-        // SAFETY: as above, for both stores. (A zero max divides to inf
+        // SAFETY: `invs` and `outs` are 16 floats each, one zmm. (A zero max divides to inf
         // here; such blocks take the branch below and never read it.)
         unsafe {
             _mm512_storeu_ps(
