@@ -22,9 +22,6 @@ pub(super) const NR: usize = 32;
 /// As [`super::portable::tile`], with the same results bit for bit.
 ///
 /// # Safety
-/// As [`super::portable::tile`], with the same results bit for bit.
-///
-/// # Safety
 /// As [`super::portable::tile`]; `t.b` was quantized for this kernel.
 #[inline]
 pub(super) unsafe fn tile(token: Avx512VnniToken, t: &Tile<'_>) {
