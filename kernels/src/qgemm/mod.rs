@@ -150,16 +150,18 @@ impl QBackend {
         }
     }
 
-    /// Bytes per quantized value of A: 2 where the kernel multiplies 16-bit
-    /// integers (AVX2's `vpmaddwd`: A is widened once, when quantized, not
-    /// in every tile that reads it), else 1.
-    pub(crate) fn a_width(self) -> usize {
-        match self {
+    /// Bytes of one quantized row of A in `kb` blocks (`kp`): a byte per
+    /// value, or 2 where the kernel multiplies 16-bit integers (AVX2's
+    /// `vpmaddwd`: A is widened once, when quantized, not in every tile that
+    /// reads it).
+    pub(crate) fn a_row_bytes(self, kb: usize) -> usize {
+        let width = match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => 2,
             #[allow(unreachable_patterns)] // which kernels exist depends on the target
             _ => 1,
-        }
+        };
+        kb * QBLOCK * width
     }
 
     /// The name `-v` shows.
@@ -293,7 +295,7 @@ pub struct QuantizedActivations {
     k: usize,
     kb: usize,
     backend: Option<QBackend>,
-    // bytes: [m][kb·32] values of `a_width` bytes; scales: [m][kb]
+    // bytes: [m][kb·32] values (`QBackend::a_row_bytes` a row); scales: [m][kb]
     bytes: Vec<u8>,
     scales: Vec<f32>,
     // chunks: [threads][REQUANTIZE_ROWS][k], the f32 rows being quantized
@@ -321,7 +323,7 @@ impl QuantizedActivations {
         let kb = k.div_ceil(QBLOCK);
         (self.m, self.k, self.kb, self.backend) = (m, k, kb, Some(backend));
         let grow = |len: usize, have: usize| len.saturating_sub(have);
-        let bytes = m * kb * QBLOCK * backend.a_width();
+        let bytes = m * backend.a_row_bytes(kb);
         self.bytes
             .extend(std::iter::repeat_n(0, grow(bytes, self.bytes.len())));
         self.scales
@@ -594,7 +596,7 @@ impl Kernels {
             "qgemm: A too short for [{m}, {k}]"
         );
         let kb = b.kb();
-        let kp = kb * QBLOCK * backend.a_width();
+        let kp = backend.a_row_bytes(kb);
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
             quantize_rows(a, lda, k, kb, backend, bytes, scales, threading);
@@ -650,8 +652,8 @@ impl Kernels {
         );
         let tiles = crate::gemm::tile_out(m, n, epilogue);
         let kb = b.kb();
-        let kp = kb * QBLOCK * backend.a_width();
-        let (kb_out, kp_out) = (out.kb, out.kb * QBLOCK * backend.a_width());
+        let kp = backend.a_row_bytes(kb);
+        let (kb_out, kp_out) = (out.kb, backend.a_row_bytes(out.kb));
         let panels = n.div_ceil(b.nr);
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
@@ -756,7 +758,7 @@ impl Kernels {
             a.backend == Some(backend) && a.k == b.k,
             "qgemm_quantized: A was quantized for another kernel or another K"
         );
-        let (kb, kp) = (a.kb, a.kb * QBLOCK * backend.a_width());
+        let (kb, kp) = (a.kb, backend.a_row_bytes(a.kb));
         let rows = Rows {
             bytes: &a.bytes[..m * kp],
             scales: &a.scales[..m * kb],
@@ -958,7 +960,7 @@ pub(crate) struct Tile<'a> {
 }
 
 /// Quantized rows of A as a tile reads them: row `r`'s values at
-/// `bytes[r·kp..]` (`kp` = `kb·32·a_width` bytes), its block scales at
+/// `bytes[r·kp..]` (`kp` = [`QBackend::a_row_bytes`]), its block scales at
 /// `scales[r·kb..]`.
 pub(crate) struct Rows<'a> {
     bytes: &'a [u8],
@@ -1042,7 +1044,7 @@ fn quantize_rows(
     scales: &mut [f32],
     threading: Threading,
 ) {
-    let kp = kb * QBLOCK * backend.a_width();
+    let kp = backend.a_row_bytes(kb);
     let one_row = |(i, (row_bytes, row_scales)): (usize, (&mut [u8], &mut [f32]))| {
         quantize_a_row(backend, &a[i * lda..i * lda + k], kb, row_bytes, row_scales)
     };
