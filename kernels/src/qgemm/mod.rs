@@ -164,6 +164,31 @@ impl QBackend {
         kb * QBLOCK * width
     }
 
+    /// Rows of A per row block in [`compute`] (a multiple of [`Self::mr`]),
+    /// for rows of `kp` bytes: each block stays in cache while every panel
+    /// of the task's columns passes over it (BLIS's MC).
+    ///
+    /// - AVX2, where one tile's A and a B panel fit in half of a 32 KiB L1
+    ///   (K up to 512 or so): one register tile, kept in L1. The tile reads
+    ///   its six rows of 16-bit A as six strided streams, which L2 serves
+    ///   worse than the one sequential stream of B panels. On Zen 3 (512 KiB
+    ///   L2), M = 2048, K = 384, N = 384/1152/1536: 85-95 GOP/s on one
+    ///   thread against 71-75 with [`A_BLOCK_BYTES`], 111-129 on two against
+    ///   98-109. At K = 1536 (30 KiB a tile and panel) one tile was 5% slower.
+    /// - otherwise [`A_BLOCK_BYTES`].
+    fn a_block_rows(self, kp: usize) -> usize {
+        let mr = self.mr();
+        #[cfg(target_arch = "x86_64")]
+        if let QBackend::Avx2(_) = self {
+            // kp = 2 bytes a value; a panel is NR bytes a value.
+            let tile_and_panel = mr * kp + kp / 2 * avx2::NR;
+            if tile_and_panel <= 16 << 10 {
+                return mr;
+            }
+        }
+        (A_BLOCK_BYTES / kp).max(mr) / mr * mr
+    }
+
     /// The name `-v` shows.
     pub(crate) fn name(self) -> &'static str {
         match self {
@@ -372,8 +397,9 @@ impl QuantizedRows {
     }
 }
 
-/// Bytes of quantized A per row block: a quarter of a 512 KiB L2, leaving
-/// room for the B panel, C's tiles and the other thread's traffic.
+/// Bytes of quantized A per row block (all kernels but AVX2's: see
+/// [`QBackend::a_block_rows`]): a quarter of a 512 KiB L2, leaving room for
+/// the B panel, C's tiles and the other thread's traffic.
 const A_BLOCK_BYTES: usize = 128 << 10;
 
 /// Rows per parallel quantization task.
@@ -381,6 +407,15 @@ const QUANTIZE_ROWS_PER_TASK: usize = 16;
 
 /// Rows of C per task when M is split (a multiple of every MR).
 const ROWS_PER_TASK: usize = 48;
+
+/// Row blocks per thread once N is split, as the f32 GEMM's
+/// (`gemm::blocking`): tasks a thread that finished early can take over,
+/// where a thread of a shared host loses its core mid-GEMM. With 2 (until
+/// 2026-12-01) rayon's halving left one task to steal per thread. Measured
+/// on a noisy 2-vCPU Zen 3 VM, AVX2, M = 2048, 5 alternating rounds: K = 384
+/// medians 153 and 143 GOP/s against 142 and 111 (N = 1152 and 384), K = 1536
+/// no different.
+const ROW_TASKS_PER_THREAD: usize = 8;
 
 /// Below this many multiply-adds a GEMM stays on the calling thread.
 const MIN_MACS_PER_TASK: usize = 1 << 21;
@@ -819,11 +854,11 @@ fn multiply(
         // SAFETY: C holds m rows of stride ldc (asserted above).
         unsafe { compute(backend, a, 0..m, 0..panels, b, c.get(), 0, ldc, out) };
     } else {
-        // Column shares first (each thread streams its own weights),
-        // then row blocks for the threads N leaves idle.
+        // Column shares first (each thread streams its own weights), then
+        // row blocks: for the threads N leaves idle, and for load balance.
         let tn = tasks.min(panels).max(1);
         let row_blocks = m.div_ceil(ROWS_PER_TASK);
-        let tm = (tasks * 2 / tn).min(row_blocks).max(1);
+        let tm = (tasks * ROW_TASKS_PER_THREAD / tn).min(row_blocks).max(1);
         (0..tm * tn).into_par_iter().for_each(|t| {
             let (i, j) = (t % tm, t / tm);
             let blocks = share(row_blocks, tm, i);
@@ -872,11 +907,11 @@ unsafe fn compute(
         kp,
         kb,
     };
-    // Row blocks whose quantized A stays in L2 while every panel of the
+    // Row blocks whose quantized A stays in cache while every panel of the
     // task's columns passes over it (BLIS's MC): without them each
     // 32-column panel streamed all of A from L3, and two threads at
     // M = 2048 ran at half the one-thread rate.
-    let block = (A_BLOCK_BYTES / kp).max(mr) / mr * mr;
+    let block = backend.a_block_rows(kp);
     for rb in (0..rows.len()).step_by(block) {
         for p in panels.clone() {
             for r0 in (rb..rows.len().min(rb + block)).step_by(mr) {
