@@ -13,10 +13,11 @@
 //!
 //! A is quantized straight to i16 (`quantize_row_wide`), so a group of 4 K
 //! values of a row is one 8-byte broadcast. B stays 8-bit in the panel (the
-//! common layout, `[column][4]` per group) and is widened as it is loaded:
-//! the group's columns 0-3 and 4-7 each make one vector of 16 values, and
-//! `vpmaddwd` with the broadcast leaves two lanes per column (K values 0-1
-//! and 2-3), summed once per block by `vphaddd`.
+//! common layout, `[slot][4]` per group, with the columns in the slots
+//! `PANEL_SLOTS` gives) and is widened as it is loaded: the group's slots
+//! 0-3 and 4-7 each make one vector of 16 values, and `vpmaddwd` with the
+//! broadcast leaves two lanes per column (K values 0-1 and 2-3), summed once
+//! per block by `vphaddd`, which leaves the columns in order.
 //!
 //! Why 6 x 8: 12 int32 block sums (two per row), the two halves of B and
 //! the broadcast are 15 of AVX2's 16 ymm registers; the 6 f32 sums, touched
@@ -32,6 +33,11 @@ use crate::isa::Avx2Token;
 pub(super) const MR: usize = 6;
 /// Columns per tile and panel: one ymm of 8 int32 lanes.
 pub(super) const NR: usize = 8;
+
+/// The slot of a panel's column `j` in its groups. `vphaddd` of the two
+/// halves of a group's products leaves, per 128-bit lane, the sums of slots
+/// [0 1 4 5 | 2 3 6 7]; columns stored in these slots come out in order.
+pub(super) const PANEL_SLOTS: [usize; NR] = [0, 1, 4, 5, 2, 3, 6, 7];
 
 /// As [`super::portable::tile`], with the same results bit for bit.
 ///
@@ -78,7 +84,7 @@ unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
     let panel = b.data[p * kb * QBLOCK * NR..].as_ptr();
     let mut acc = [[_mm256_setzero_ps(); 1]; MR];
     for blk in 0..kb {
-        // dots[r]: columns 0-3 and 4-7 of row r, two lanes per column (the
+        // dots[r]: slots 0-3 and 4-7 of row r, two lanes per column (the
         // group's first and second pair of K values).
         let mut dots = [[_mm256_setzero_si256(); 2]; MR];
         for g in 0..GROUPS {
@@ -113,11 +119,10 @@ unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
                 dot[1] = _mm256_add_epi32(dot[1], _mm256_madd_epi16(four, b_hi));
             }
         }
-        // Per 128-bit lane, the pair sums of [c0 c0 c1 c1 | c2 c2 c3 c3] and
-        // [c4 c4 c5 c5 | c6 c6 c7 c7] are [c0 c1 c4 c5 | c2 c3 c6 c7];
-        // the qword permute puts them in column order.
-        let dots = dots
-            .map(|[lo, hi]| _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(lo, hi)));
+        // Per 128-bit lane, the pair sums of slots [s0 s0 s1 s1 | s2 s2 s3 s3]
+        // and [s4 s4 s5 s5 | s6 s6 s7 s7] are [s0 s1 s4 s5 | s2 s3 s6 s7]:
+        // columns 0-7 in order (`PANEL_SLOTS`).
+        let dots = dots.map(|[lo, hi]| _mm256_hadd_epi32(lo, hi));
         let sw = if PER_COLUMN {
             _mm256_setzero_ps()
         } else {

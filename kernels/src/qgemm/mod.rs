@@ -125,6 +125,20 @@ impl QBackend {
         }
     }
 
+    /// Where column `j` of a panel sits in its groups (the scales and
+    /// offsets keep column order). AVX2's tile sums each column's two lanes
+    /// with `vphaddd`, which leaves columns 0, 1, 4, 5 | 2, 3, 6, 7 of
+    /// the panel; stored in that order, its sums come out in column order
+    /// without a cross-lane permute per row and block.
+    fn panel_slot(self, j: usize) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            QBackend::Avx2(_) => avx2::PANEL_SLOTS[j],
+            #[allow(unreachable_patterns)] // which kernels exist depends on the target
+            _ => j,
+        }
+    }
+
     /// Rows per register tile.
     fn mr(self) -> usize {
         match self {
@@ -549,9 +563,10 @@ impl Kernels {
                         scales[b * nr + jj] = scale;
                     }
                 }
+                let slot = backend.panel_slot(jj);
                 for (b, block) in bytes.chunks_exact(QBLOCK).enumerate() {
                     for (g, four) in block.chunks_exact(GROUP).enumerate() {
-                        let base = ((b * GROUPS + g) * nr + jj) * GROUP;
+                        let base = ((b * GROUPS + g) * nr + slot) * GROUP;
                         for (d, &v) in data[base..base + GROUP].iter_mut().zip(four) {
                             *d = if unsigned { (v ^ 0x80) as i8 } else { v as i8 };
                         }
