@@ -200,8 +200,9 @@ struct RunArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Precision of the encoder's linear layers: `f32` (PyTorch's results), `bf16` (bf16
-    /// weights; `vdpbf16ps` on AVX512_BF16) or `int8` (8 bits, activations in blocks of 32,
-    /// fastest); attention, layer norm and the head stay f32.
+    /// weights; `vdpbf16ps` on AVX512_BF16) or `int8` (8 bits, activations in blocks of 32;
+    /// fastest with VNNI or Arm dotprod, about f32's speed on AVX2 alone); attention, layer
+    /// norm and the head stay f32.
     #[arg(long, value_enum, default_value_t = PrecisionArg::F32)]
     precision: PrecisionArg,
     /// Print what was loaded (ISA, max length, activation) to stderr.
