@@ -227,7 +227,8 @@ impl QBackend {
 /// panels of `nr` columns for one int8 kernel ([`Kernels::quantize_linear`]).
 ///
 /// Layout, for panel `p`, block `b`, group `g` (4 K values), column `j` of
-/// the panel, value `t` of the group: `data[(((p·kb + b)·8 + g)·nr + j)·4 + t]`,
+/// the panel in slot `s` (`s = j`, but for AVX2's order: `QBackend::panel_slot`),
+/// value `t` of the group: `data[(((p·kb + b)·8 + g)·nr + s)·4 + t]`,
 /// so one group of a panel is `nr` columns x 4 bytes, what a dot-product
 /// instruction reads. Scales `[p][b][nr]` f32 (`[p][nr]` per column) and,
 /// for the VNNI kernels only, the offset sums `[p][b][nr]` i32 (`-128 · Σ qw`
