@@ -207,20 +207,22 @@ impl Scratch {
         Scratch::default()
     }
 
-    /// Grows every buffer to fit `batch` (never shrinks). An int8 model's
-    /// FFN keeps its intermediate in `ffn_up_q`, which its GEMM sizes.
+    /// Grows every buffer to fit `batch` (never shrinks) for layers that
+    /// compute up to `group_tokens` tokens at once. An int8 model's FFN keeps
+    /// its intermediate in `ffn_up_q`, which its GEMM sizes.
     pub(crate) fn reserve(
         &mut self,
         c: &BertConfig,
         batch: &PackedBatch,
         labels: usize,
         int8_ffn: bool,
+        group_tokens: usize,
     ) {
         let (t, s, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
         let threads = rayon::current_num_threads();
         grow(&mut self.hidden, t * h);
-        // One group of sequences at a time (encoder::GROUP_TOKENS).
-        let group = t.min(super::encoder::GROUP_TOKENS.max(batch.max_len()));
+        // One group of sequences at a time (encoder::group_tokens).
+        let group = t.min(group_tokens.max(batch.max_len()));
         grow(&mut self.qkv, group * 3 * h);
         // The last layer computes [CLS] rows only: one per sequence.
         let rows = group.max(s);

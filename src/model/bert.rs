@@ -154,7 +154,7 @@ impl Bert {
         mut trace: Option<&mut Vec<Vec<f32>>>,
     ) {
         let tokens = batch.tokens();
-        s.reserve(&self.config, batch, 0, self.int8_ffn());
+        s.reserve(&self.config, batch, 0, self.int8_ffn(), self.group_tokens());
         self.embed(batch, s);
         let h = self.config.hidden_size;
         if let Some(t) = trace.as_deref_mut() {
@@ -173,7 +173,13 @@ impl Bert {
     /// pooler reads, so this is exact). Leaves `[sequences, hidden]` in `s.cls`.
     /// Needs an encoder loaded with [`Rows::Cls`].
     pub(crate) fn forward_cls(&self, batch: &PackedBatch, s: &mut Scratch, labels: usize) {
-        s.reserve(&self.config, batch, labels, self.int8_ffn());
+        s.reserve(
+            &self.config,
+            batch,
+            labels,
+            self.int8_ffn(),
+            self.group_tokens(),
+        );
         self.embed(batch, s);
         let (last, rest) = self
             .layers
@@ -188,6 +194,15 @@ impl Bert {
     /// Whether the layers' FFNs keep their intermediate in int8.
     fn int8_ffn(&self) -> bool {
         self.layers.iter().all(BertLayer::int8_ffn)
+    }
+
+    /// The most tokens a layer computes at once.
+    fn group_tokens(&self) -> usize {
+        self.layers
+            .iter()
+            .map(BertLayer::group_tokens)
+            .max()
+            .unwrap_or(0)
     }
 
     fn embed(&self, batch: &PackedBatch, s: &mut Scratch) {

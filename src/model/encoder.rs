@@ -47,6 +47,8 @@ pub(crate) struct BertLayer {
     /// Whether attention's products may take bf16 operands
     /// ([`HeadAttention::bf16`]): in the reduced precisions, not in f32.
     bf16_attention: bool,
+    /// Tokens computed at once ([`group_tokens`]).
+    group_tokens: usize,
 }
 
 impl BertLayer {
@@ -117,6 +119,7 @@ impl BertLayer {
             )?,
             output_layer_norm: LayerNorm::load(w, p, &format!("{l}.output.LayerNorm"), h, eps)?,
             bf16_attention: precision != Precision::F32,
+            group_tokens: group_tokens(precision),
         })
     }
 
@@ -132,7 +135,7 @@ impl BertLayer {
         // The whole layer, one group of whole sequences at a time: a row's
         // result depends on its own sequence alone (every product is row by
         // row), so every buffer but `hidden` holds a group, not the batch.
-        for seqs in sequence_groups(batch) {
+        for seqs in sequence_groups(batch, self.group_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let (g, x) = (rows.len(), &s.hidden[rows.start * h..rows.end * h]);
             // qkv: [g, 3h], the group's rows
@@ -205,7 +208,7 @@ impl BertLayer {
             offset: 0,
             cls_only: true,
         };
-        for seqs in sequence_groups(batch) {
+        for seqs in sequence_groups(batch, self.group_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let g = rows.len();
             // kv: [g, 2h], the group's rows
@@ -237,6 +240,11 @@ impl BertLayer {
 }
 
 impl BertLayer {
+    /// Tokens this layer computes at once: the `group` its scratch buffers hold.
+    pub(crate) fn group_tokens(&self) -> usize {
+        self.group_tokens
+    }
+
     /// Whether the FFN keeps its intermediate in int8 (both its linears are).
     pub(crate) fn int8_ffn(&self) -> bool {
         self.intermediate.is_int8() && self.output.is_int8()
@@ -297,21 +305,35 @@ impl SharedMut {
     }
 }
 
-/// Tokens a layer computes at once: whole sequences up to this many (a
-/// longer one alone), so that every buffer of the layer but `hidden` holds a
-/// group, not the batch (for MiniLM at the default 2,048-token batch: Q, K,
-/// V 2.4 MB rather than 9.4 MB, the f32 FFN intermediate 3.1 MB rather than
-/// 12.6 MB; peak RSS of `crossenc score` on seed20 fell 13 MB in f32 and
-/// bf16, 7 MB in int8). Every row's result is what the batch-wide products
-/// give (the GEMMs are batch-invariant, attention is per sequence). Measured
-/// on seed20 (Zen 4, 2 threads): int8 and bf16 as fast, f32 ~1% slower, the
-/// AVX2 int8 path ~4% slower (its GEMM calls cost more each); 1,024 tokens
-/// measured no faster.
-pub(crate) const GROUP_TOKENS: usize = 512;
+/// Tokens a layer computes at once in `precision`: whole sequences up to
+/// this many (a longer one alone), so that every buffer of the layer but
+/// `hidden` holds a group, not the batch. Every row's result is what the
+/// batch-wide products give (the GEMMs are batch-invariant, attention is per
+/// sequence), so the size changes memory and speed, never a score.
+///
+/// For MiniLM at the default 2,048-token batch, 512 tokens took Q, K, V from
+/// 9.4 MB to 2.4 MB and the f32 FFN intermediate from 12.6 MB to 3.1 MB (peak
+/// RSS of `crossenc score` on seed20 13 MB lower in f32 and bf16, 7 MB in
+/// int8; Zen 4: int8 and bf16 as fast, f32 ~1% slower; 1,024 measured no
+/// faster). 256 takes another 2.6 MB off f32 and int8 (Zen 3, AVX2, seed20,
+/// medians of 5: f32 68.3 -> 65.6 MiB, int8 37.7 -> 35.3 MiB, which brings
+/// int8 from 55.2% to 53.8% of f32) at the same speed (alternating runs, f32
+/// 0.752 -> 0.732 s, int8 0.779 -> 0.773 s). bf16 stays at 512: where the CPU
+/// lacks bf16 products its GEMM widens every weight panel to f32 once per
+/// call, a cost 256-row calls pay twice as often (AVX2: 0.740 -> 0.787 s).
+pub(crate) fn group_tokens(precision: Precision) -> usize {
+    match precision {
+        Precision::F32 | Precision::Int8 => 256,
+        Precision::Bf16 => 512,
+    }
+}
 
-/// Consecutive runs of whole sequences of `batch` with at most
-/// [`GROUP_TOKENS`] tokens each, or one longer sequence alone.
-fn sequence_groups(batch: &PackedBatch) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+/// Consecutive runs of whole sequences of `batch` with at most `limit`
+/// tokens each, or one longer sequence alone.
+fn sequence_groups(
+    batch: &PackedBatch,
+    limit: usize,
+) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let starts = batch.starts();
     let mut first = 0;
     std::iter::from_fn(move || {
@@ -319,7 +341,7 @@ fn sequence_groups(batch: &PackedBatch) -> impl Iterator<Item = std::ops::Range<
             return None;
         }
         let mut end = first + 1;
-        while end < batch.sequences() && starts[end + 1] - starts[first] <= GROUP_TOKENS {
+        while end < batch.sequences() && starts[end + 1] - starts[first] <= limit {
             end += 1;
         }
         let group = first..end;
@@ -430,12 +452,13 @@ mod tests {
     fn sequence_groups_cover_the_batch_in_order_within_the_limit() {
         // Lengths around the limit: small ones packed together, a long one
         // alone, one exactly at the limit.
-        let lens = [5, 200, 300, 12, 700, 1, GROUP_TOKENS, 511, 1, 2];
+        const LIMIT: usize = 512;
+        let lens = [5, 200, 300, 12, 700, 1, LIMIT, 511, 1, 2];
         let mut batch = PackedBatch::new();
         for &len in &lens {
             batch.push(&vec![1; len], &vec![0; len]).unwrap();
         }
-        let groups: Vec<_> = sequence_groups(&batch).collect();
+        let groups: Vec<_> = sequence_groups(&batch, LIMIT).collect();
         assert_eq!(groups.first().map(|g| g.start), Some(0));
         assert_eq!(groups.last().map(|g| g.end), Some(lens.len()));
         for pair in groups.windows(2) {
@@ -444,12 +467,12 @@ mod tests {
         for g in &groups {
             let tokens: usize = lens[g.clone()].iter().sum();
             assert!(
-                tokens <= GROUP_TOKENS || g.len() == 1,
+                tokens <= LIMIT || g.len() == 1,
                 "group {g:?} has {tokens} tokens"
             );
             // Greedy: the next sequence would not have fitted.
             if g.end < lens.len() {
-                assert!(tokens + lens[g.end] > GROUP_TOKENS, "{groups:?}");
+                assert!(tokens + lens[g.end] > LIMIT, "{groups:?}");
             }
         }
         assert_eq!(
@@ -457,6 +480,6 @@ mod tests {
             vec![0..3, 3..4, 4..5, 5..6, 6..7, 7..9, 9..10],
             "lens {lens:?}"
         );
-        assert_eq!(sequence_groups(&PackedBatch::new()).count(), 0);
+        assert_eq!(sequence_groups(&PackedBatch::new(), LIMIT).count(), 0);
     }
 }
