@@ -315,12 +315,14 @@ impl SharedMut {
 /// 9.4 MB to 2.4 MB and the f32 FFN intermediate from 12.6 MB to 3.1 MB (peak
 /// RSS of `crossenc score` on seed20 13 MB lower in f32 and bf16, 7 MB in
 /// int8; Zen 4: int8 and bf16 as fast, f32 ~1% slower; 1,024 measured no
-/// faster). 256 takes another 2.6 MB off f32 and int8 (Zen 3, AVX2, seed20,
-/// medians of 5: f32 68.3 -> 65.6 MiB, int8 37.7 -> 35.3 MiB, which brings
-/// int8 from 55.2% to 53.8% of f32) at the same speed (alternating runs, f32
-/// 0.752 -> 0.732 s, int8 0.779 -> 0.773 s). bf16 stays at 512: where the CPU
-/// lacks bf16 products its GEMM widens every weight panel to f32 once per
-/// call, a cost 256-row calls pay twice as often (AVX2: 0.740 -> 0.787 s).
+/// faster). 256 takes another ~3 MB off f32 and int8 (Zen 3, AVX2, seed20,
+/// medians of 7: f32 68.3 -> 65.3 MiB, int8 37.7 -> 34.9 MiB, int8 from 55.1%
+/// to 53.5% of f32) at the same speed within the VM's noise (alternating
+/// `bench model` runs: f32 medians 0.752 -> 0.732 s; int8, 16 paired rounds,
+/// +1.2% with rounds from -11% to +22%). Not yet measured on a VNNI machine.
+/// bf16 stays at 512: where the CPU lacks bf16 products its GEMM widens every
+/// weight panel to f32 once per call, a cost 256-row calls pay twice as often
+/// (AVX2, 12 alternating rounds: 0.740 -> 0.787 s).
 pub(crate) fn group_tokens(precision: Precision) -> usize {
     match precision {
         Precision::F32 | Precision::Int8 => 256,
