@@ -317,9 +317,9 @@ impl SharedMut {
 /// int8; Zen 4: int8 and bf16 as fast, f32 ~1% slower; 1,024 measured no
 /// faster). 256 takes another ~3 MB off f32 and int8 (Zen 3, AVX2, seed20,
 /// medians of 7: f32 68.3 -> 65.3 MiB, int8 37.7 -> 34.9 MiB, int8 from 55.1%
-/// to 53.5% of f32) at the same speed within the VM's noise (alternating
-/// `bench model` runs: f32 medians 0.752 -> 0.732 s; int8, 16 paired rounds,
-/// +1.2% with rounds from -11% to +22%). Not yet measured on a VNNI machine.
+/// to 53.5% of f32) at about the same speed (alternating `bench model` runs
+/// in a noisy VM: f32 within noise; int8 1-5% slower in 4 of 5 sets, +1.2%
+/// as the median of 16 paired rounds). Not yet measured on a VNNI machine.
 /// bf16 stays at 512: where the CPU lacks bf16 products its GEMM widens every
 /// weight panel to f32 once per call, a cost 256-row calls pay twice as often
 /// (AVX2, 12 alternating rounds: 0.740 -> 0.787 s).
