@@ -6,6 +6,7 @@
 #
 #     bash tools/build_static.sh            # all four: x86_64 and aarch64, with and without the hub
 #     bash tools/build_static.sh x86_64     # only the x86_64 pair (no cross tools needed)
+#     bash tools/build_static.sh crossenc-x86_64 crossenc-aarch64-nohub   # these two (CI's)
 #
 # Run from the repo root. Installs what it needs (rustup targets; with apt:
 # musl-tools, gcc-aarch64-linux-gnu, qemu-user) when missing. The binaries end
@@ -24,8 +25,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-arches=("${@:-x86_64 aarch64}")
-read -r -a arches <<<"${arches[*]}"
+# The builds asked for: an arch names its pair, crossenc-<arch>[-nohub] one build.
+builds=()
+for arg in "${@:-x86_64 aarch64}"; do
+    for word in $arg; do
+        case "$word" in
+            x86_64 | aarch64) builds+=("crossenc-$word" "crossenc-$word-nohub") ;;
+            crossenc-x86_64 | crossenc-x86_64-nohub | crossenc-aarch64 | crossenc-aarch64-nohub)
+                builds+=("$word") ;;
+            *) echo "usage: $0 [x86_64] [aarch64] [crossenc-<x86_64|aarch64>[-nohub] ...]" >&2; exit 2 ;;
+        esac
+    done
+done
 mib=$((1024 * 1024))
 out=target/static
 mkdir -p "$out"
@@ -73,25 +84,30 @@ build() { # build ARCH HUB(yes|no) MAX_BYTES
     fi
 }
 
-for arch in "${arches[@]}"; do
+for name in "${builds[@]}"; do
+    arch=${name#crossenc-}
+    arch=${arch%-nohub}
+    hub=yes
+    [[ $name == *-nohub ]] && hub=no
     rustup target add "$arch-unknown-linux-musl" >/dev/null
     case "$arch" in
         x86_64)
             need musl-gcc musl-tools
             # No size target is set for x86_64 without the hub; 9 MiB bounds it too.
-            build x86_64 yes $((9 * mib))
-            build x86_64 no $((9 * mib))
+            build x86_64 "$hub" $((9 * mib))
             ;;
         aarch64)
-            need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
             need qemu-aarch64 qemu-user
             export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld
-            build aarch64 no $((6 * mib))
-            CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
-                AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar \
-                build aarch64 yes $((9 * mib))
+            if [ "$hub" = no ]; then
+                build aarch64 no $((6 * mib))
+            else
+                need aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+                CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
+                    AR_aarch64_unknown_linux_musl=aarch64-linux-gnu-ar \
+                    build aarch64 yes $((9 * mib))
+            fi
             ;;
-        *) echo "usage: $0 [x86_64] [aarch64]" >&2; exit 2 ;;
     esac
 done
 
