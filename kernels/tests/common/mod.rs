@@ -30,12 +30,16 @@ pub fn filled(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
-/// Whether a cargo runner (an emulator: CI sets
+/// Whether a cargo runner for this architecture (an emulator: CI sets
 /// `CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER="qemu-aarch64 -cpu max"`)
 /// runs these tests: the largest products then shrink, saying so on stderr.
 pub fn emulated() -> bool {
+    let prefix = format!(
+        "CARGO_TARGET_{}_",
+        std::env::consts::ARCH.to_ascii_uppercase()
+    );
     std::env::vars().any(|(key, value)| {
-        key.starts_with("CARGO_TARGET_") && key.ends_with("_RUNNER") && !value.trim().is_empty()
+        key.starts_with(&prefix) && key.ends_with("_RUNNER") && !value.trim().is_empty()
     })
 }
 
