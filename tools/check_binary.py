@@ -40,13 +40,15 @@ check; exits 1 on the first failure, 2 on bad usage or missing files.
 import argparse
 import json
 import math
-import os
 import shlex
 import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+# The safetensors reader and the cache folder of the script that makes the benchmark model.
+from make_bench_model import default_cache_dir, read_safetensors
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -57,19 +59,13 @@ def fail(message, code=1):
     sys.exit(code)
 
 
-def read_safetensors(path):
+def f32_tensors(path):
     """The f32 tensors of a safetensors file, as {name: flat list}."""
-    raw = path.read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + n])
+    _, tensors = read_safetensors(path)
     out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if info["dtype"] != "F32":
-            fail(f"{path}: {name} is {info['dtype']}, not F32", 2)
-        start, end = info["data_offsets"]
-        blob = raw[8 + n + start : 8 + n + end]
+    for name, dtype, _, blob in tensors:
+        if dtype != "F32":
+            fail(f"{path}: {name} is {dtype}, not F32", 2)
         out[name] = list(struct.unpack(f"<{len(blob) // 4}f", blob))
     return out
 
@@ -136,7 +132,7 @@ def main():
     parser.add_argument("--documents", type=int, default=1)
     args = parser.parse_args()
 
-    cache = Path(os.environ.get("CROSSENC_CACHE_DIR", Path.home() / ".cache" / "crossenc"))
+    cache = default_cache_dir()
     st_model, ce_model = cache / "all-MiniLM-L6-v2", cache / "all-MiniLM-L6-v2-ce"
     for path in (Path(args.binary), st_model, ce_model):
         if not path.exists():
@@ -168,7 +164,7 @@ def main():
     real = json.loads((DATA / "real" / "all-MiniLM-L6-v2-embeddings.json").read_text())
     texts, want_texts = real["texts"][: args.texts], real["embeddings"][: args.texts]
     corpus = json.loads((DATA / "precision" / "corpus.json").read_text())
-    reference = read_safetensors(DATA / "precision" / "f32.safetensors")
+    reference = f32_tensors(DATA / "precision" / "f32.safetensors")
     n = min(args.documents, len(corpus["documents"]))
     documents = corpus["documents"][:n]
     flat = reference["document_embeddings"]
