@@ -293,3 +293,89 @@ fn int8_error_against_f32_is_small() {
         assert!(worst < 5e-3, "{worst}");
     }
 }
+
+/// `quantize_linear_smoothed`: the GEMMs multiply A's columns by the inverse
+/// of the smoothing before quantizing A, so the product is the definition's
+/// on A and B scaled by hand, bit for bit, straight (`qgemm`) and through
+/// `qgemm_requantize`.
+#[test]
+fn smoothed_weights_match_scaling_by_hand_bit_for_bit() {
+    let shapes: [(usize, usize, usize); 6] = [
+        (1, 32, 16),
+        (5, 31, 33),
+        (48, 96, 64),
+        (97, 384, 100),
+        (50, 384, 1152),
+        (3, 384, 1536),
+    ];
+    for kernels in every_int8_path() {
+        let path = kernels.int8_path();
+        let mut between = QuantizedActivations::new();
+        for ((m, k, n), scheme) in shapes.into_iter().flat_map(|s| SCHEMES.map(|w| (s, w))) {
+            let x = filled(m * k, 21 + m as u32);
+            let w = filled(n * k, 22 + n as u32);
+            // Factors from 1/8 to 8, as an outlier feature's can be.
+            let smooth: Vec<f32> = filled(k, 23).iter().map(|v| (v * 3.0).exp2()).collect();
+            let b = kernels.quantize_linear_smoothed(w.clone(), n, k, scheme, &smooth);
+            let inverse: Vec<f32> = smooth.iter().map(|s| 1.0 / s).collect();
+            assert_eq!(b.input_scales(), &inverse[..]);
+            let x_by_hand: Vec<f32> = x
+                .chunks_exact(k)
+                .flat_map(|row| row.iter().zip(&inverse).map(|(v, s)| v * s))
+                .collect();
+            let w_by_hand: Vec<f32> = w
+                .chunks_exact(k)
+                .flat_map(|row| row.iter().zip(&smooth).map(|(v, s)| v * s))
+                .collect();
+            let want = reference::qgemm(m, k, n, &x_by_hand, &w_by_hand, scheme);
+            let plain = kernels.quantize_linear(&w_by_hand, n, k, scheme);
+            let bias = filled(n, 24);
+            let epilogue = Epilogue::BiasActivation(&bias, Activation::GeluErf);
+            // What reads the requantized rows.
+            let down = kernels.quantize_linear(&filled(16 * n, 25), 16, n, WeightScales::PerBlock);
+            for threading in [Threading::Single, Threading::Auto] {
+                let mut c = vec![f32::NAN; m * n];
+                kernels.qgemm(m, &x, k, &b, &mut c, n, Epilogue::None, threading);
+                assert!(
+                    c.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()),
+                    "{path} {scheme:?} m={m} k={k} n={n} {threading:?}: qgemm's bits differ"
+                );
+                // Requantized: the same bits as the hand-scaled product's.
+                let mut chain = |x: &[f32], b| {
+                    kernels.qgemm_requantize(m, x, k, b, epilogue, &mut between, threading);
+                    let mut out = vec![f32::NAN; m * 16];
+                    kernels.qgemm_quantized(
+                        &between,
+                        &down,
+                        &mut out,
+                        16,
+                        Epilogue::None,
+                        threading,
+                    );
+                    out
+                };
+                let (want_chain, got_chain) = (chain(&x_by_hand, &plain), chain(&x, &b));
+                assert!(
+                    got_chain
+                        .iter()
+                        .zip(&want_chain)
+                        .all(|(g, w)| g.to_bits() == w.to_bits()),
+                    "{path} {scheme:?} m={m} k={k} n={n} {threading:?}: requantized bits differ"
+                );
+            }
+        }
+        eprintln!(
+            "{path}: smoothed weights bit-exact on {} shapes",
+            shapes.len()
+        );
+    }
+}
+
+#[test]
+#[should_panic(expected = "finite positive")]
+fn smoothing_by_zero_is_refused() {
+    let kernels = Kernels::detect().unwrap();
+    let mut smooth = vec![1.0; 32];
+    smooth[7] = 0.0;
+    kernels.quantize_linear_smoothed(filled(32 * 4, 1), 4, 32, WeightScales::PerColumn, &smooth);
+}

@@ -103,7 +103,9 @@ impl Linear {
     }
 
     /// Several linears with the same input, fused into one wider matrix
-    /// (query, key and value become one `[input, 3·out]` product).
+    /// (query, key and value become one `[input, 3·out]` product); an int8
+    /// one smoothed for inputs that reach `reach` if given
+    /// ([`super::encoder::smoothing`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn load_fused(
         k: &Kernels,
@@ -113,6 +115,7 @@ impl Linear {
         out: usize,
         input: usize,
         format: WeightFormat,
+        reach: Option<&[f32]>,
     ) -> Result<Linear> {
         // Sized once the first part has passed its shape check: a config's
         // sizes alone must not decide an allocation.
@@ -125,7 +128,15 @@ impl Linear {
             bias.extend(w.get(prefix, &format!("{name}.bias"), &[out])?);
         }
         Ok(Linear {
-            weight: Weight::pack(k, &weight, names.len() * out, input, format),
+            weight: match (format, reach) {
+                // int8 smoothed (encoder::smoothing): the weight scaled in place.
+                (WeightFormat::Int8(scales), Some(reach)) => {
+                    let smooth = super::encoder::smoothing(reach, &weight);
+                    let out = names.len() * out;
+                    Weight::Int8(k.quantize_linear_smoothed(weight, out, input, scales, &smooth))
+                }
+                _ => Weight::pack(k, &weight, names.len() * out, input, format),
+            },
             bias,
         })
     }
@@ -247,8 +258,8 @@ impl Linear {
 
 /// `nn.LayerNorm` over the hidden dimension.
 pub(crate) struct LayerNorm {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    pub(crate) weight: Vec<f32>,
+    pub(crate) bias: Vec<f32>,
     eps: f32,
 }
 

@@ -244,6 +244,9 @@ pub struct QuantizedMatrix {
     scales: Vec<f32>,
     // offsets: [p][b][nr], VNNI kernels only (else empty)
     offsets: Vec<i32>,
+    // input_scales: [k], what A's columns are multiplied by before they are
+    // quantized (Kernels::quantize_linear_smoothed; else empty)
+    input_scales: Vec<f32>,
 }
 
 impl QuantizedMatrix {
@@ -257,9 +260,16 @@ impl QuantizedMatrix {
         self.n
     }
 
-    /// Bytes held: quantized values, scales and offsets.
+    /// Bytes held: quantized values, scales, offsets and input scales.
     pub fn size_bytes(&self) -> usize {
-        self.data.len() + 4 * (self.scales.len() + self.offsets.len())
+        self.data.len() + 4 * (self.scales.len() + self.offsets.len() + self.input_scales.len())
+    }
+
+    /// What the GEMMs multiply column `j` of A by before quantizing it (see
+    /// [`Kernels::quantize_linear_smoothed`]); empty for
+    /// [`Kernels::quantize_linear`]'s matrices.
+    pub fn input_scales(&self) -> &[f32] {
+        &self.input_scales
     }
 
     /// How the scales run along K.
@@ -382,6 +392,9 @@ const REQUANTIZE_ROWS: usize = 48;
 thread_local! {
     /// The calling thread's quantized A, grown to the largest call and reused.
     static QUANTIZED_A: RefCell<QuantizedRows> = RefCell::new(QuantizedRows::default());
+    /// A row of A times B's input scales, on its way to the quantizer
+    /// ([`Kernels::quantize_linear_smoothed`]).
+    static SCALED_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The smallest quantized-A buffer a thread keeps: 1 MiB of values (a batch
@@ -390,7 +403,7 @@ thread_local! {
 /// later one allocates.
 const FLOOR_BYTES: usize = 1 << 20;
 
-/// Sizes this thread's quantized-A buffer to the floor (see
+/// Sizes this thread's quantized-A and scaled-row buffers to their floors (see
 /// [`crate::gemm::reserve_thread_buffers`]).
 pub(crate) fn reserve_thread_buffers() {
     QUANTIZED_A.with(|cell| {
@@ -398,7 +411,16 @@ pub(crate) fn reserve_thread_buffers() {
             qa.reserve(FLOOR_BYTES);
         }
     });
+    SCALED_ROW.with(|cell| {
+        if let Ok(mut row) = cell.try_borrow_mut() {
+            row.reserve(SCALED_ROW_FLOOR);
+        }
+    });
 }
+
+/// Values the scaled-row buffer holds from the start (BERT-base's rows
+/// have 768, BERT-large's 1,024): wider rows grow it once.
+const SCALED_ROW_FLOOR: usize = 4096;
 
 impl QuantizedRows {
     /// Room for `bytes` values and their scales, grown to a power of two (at
@@ -610,7 +632,48 @@ impl Kernels {
             data,
             scales,
             offsets,
+            input_scales: Vec::new(),
         }
+    }
+
+    /// [`Kernels::quantize_linear`] with the range of each input feature
+    /// moved between the activations and the weights (SmoothQuant, Xiao et
+    /// al. 2022): weight column `j` (input feature `j`) is multiplied by
+    /// `smooth[j]` before it is quantized, and the GEMMs multiply A's column
+    /// `j` by `1 / smooth[j]` before quantizing A's rows, so the product is
+    /// the same in exact arithmetic. A feature whose activations reach far
+    /// beyond the rest's (a transformer's outlier features) then takes less
+    /// of its block's 8 bits.
+    ///
+    /// # Panics
+    /// As [`Kernels::quantize_linear`]; also if `smooth` does not hold
+    /// `input` finite positive values.
+    pub fn quantize_linear_smoothed(
+        &self,
+        mut weight: Vec<f32>,
+        out: usize,
+        input: usize,
+        weight_scales: WeightScales,
+        smooth: &[f32],
+    ) -> QuantizedMatrix {
+        assert!(
+            smooth.len() == input && smooth.iter().all(|s| s.is_finite() && *s > 0.0),
+            "quantize_linear_smoothed: smooth must hold {input} finite positive values"
+        );
+        assert!(
+            weight.len() >= out * input,
+            "quantize_linear_smoothed: weight too short"
+        );
+        // Scaled where it lies: a copy would be another weight's worth of
+        // fresh pages to fault in at load.
+        for row in weight[..out * input].chunks_exact_mut(input.max(1)) {
+            for (w, s) in row.iter_mut().zip(smooth) {
+                *w *= s;
+            }
+        }
+        let mut matrix = self.quantize_linear(&weight, out, input, weight_scales);
+        matrix.input_scales = smooth.iter().map(|s| 1.0 / s).collect();
+        matrix
     }
 
     /// `C[m, n] = epilogue(A[m, k] · B[k, n])` with B quantized by
@@ -650,7 +713,17 @@ impl Kernels {
         let kp = backend.a_row_bytes(kb);
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
-            quantize_rows(a, lda, k, kb, backend, bytes, scales, threading);
+            quantize_rows(
+                a,
+                lda,
+                k,
+                kb,
+                backend,
+                &b.input_scales,
+                bytes,
+                scales,
+                threading,
+            );
             let a = Rows {
                 bytes,
                 scales,
@@ -708,7 +781,17 @@ impl Kernels {
         let panels = n.div_ceil(b.nr);
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
-            quantize_rows(a, lda, k, kb, backend, bytes, scales, threading);
+            quantize_rows(
+                a,
+                lda,
+                k,
+                kb,
+                backend,
+                &b.input_scales,
+                bytes,
+                scales,
+                threading,
+            );
             let a = Rows {
                 bytes,
                 scales,
@@ -1091,13 +1174,30 @@ fn quantize_rows(
     k: usize,
     kb: usize,
     backend: QBackend,
+    input_scales: &[f32],
     bytes: &mut [u8],
     scales: &mut [f32],
     threading: Threading,
 ) {
     let kp = backend.a_row_bytes(kb);
     let one_row = |(i, (row_bytes, row_scales)): (usize, (&mut [u8], &mut [f32]))| {
-        quantize_a_row(backend, &a[i * lda..i * lda + k], kb, row_bytes, row_scales)
+        let row = &a[i * lda..i * lda + k];
+        if input_scales.is_empty() {
+            quantize_a_row(backend, row, kb, row_bytes, row_scales)
+        } else {
+            // The row times B's input scales, in this thread's row buffer.
+            SCALED_ROW.with(|cell| {
+                let mut guard = cell.try_borrow_mut();
+                let mut fresh = Vec::new();
+                let scaled = match guard.as_deref_mut() {
+                    Ok(buf) => buf,
+                    Err(_) => &mut fresh,
+                };
+                scaled.clear();
+                scaled.extend(row.iter().zip(input_scales).map(|(x, s)| x * s));
+                quantize_a_row(backend, scaled, kb, row_bytes, row_scales)
+            })
+        }
     };
     let m = scales.len() / kb.max(1);
     if threading == Threading::Auto && m >= 2 * QUANTIZE_ROWS_PER_TASK {
