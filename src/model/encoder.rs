@@ -32,8 +32,10 @@ const INTERMEDIATE_INPUT: WeightScales = WeightScales::PerBlock;
 /// With blocks of 32 alone, the few features where BERT's layer norms put
 /// large values (strongest at `[CLS]` and `[SEP]`) take most of a block's 8
 /// bits, which a long text's mean pooling averages away and a text of a few
-/// tokens does not. Chosen by fake quantization in PyTorch
-/// (tools/int8_scheme_study.py): on all-MiniLM-L6-v2, the worst embedding
+/// tokens does not. Each of query, key and value has its own factors (one
+/// set for the three was worse than none), so int8 runs them as three
+/// products. Chosen by fake quantization in PyTorch
+/// (tools/int8_smoothing_study.py): on all-MiniLM-L6-v2, the worst embedding
 /// cosine to f32 over the 27 texts of tests/data/real went from 0.99805 (the
 /// empty text) to 0.99918, and over 300 corpus documents from 0.99914 to
 /// 0.99956; α = 0.5, or a reach of 2|γ|, gave 0.99904-0.99906 on the 27.
@@ -81,7 +83,7 @@ pub(crate) fn smoothing(reach: &[f32], weight: &[f32]) -> Vec<f32> {
 /// writing its columns of the `[rows, 3·hidden]` query|key|value layout.
 struct Qkv {
     /// The query apart, when the layer projects queries for the `[CLS]` rows
-    /// only (the last layer of a classifier) or smooths them on their own.
+    /// only (the last layer of a classifier); else it is among `parts`.
     query: Option<Linear>,
     /// The products every row needs, each with the first column of the
     /// query|key|value layout it writes: in f32 and bf16 one fused product
@@ -186,16 +188,20 @@ impl BertLayer {
                 hidden_input,
             )?,
             attention_layer_norm,
-            intermediate: Linear::load_fused(
-                k,
-                w,
-                p,
-                &[&intermediate_name],
-                f,
-                h,
-                hidden_input,
-                reach_up.as_deref(),
-            )?,
+            intermediate: match reach_up.as_deref() {
+                // int8: smoothed, from a copy it scales in place.
+                Some(reach) => Linear::load_fused(
+                    k,
+                    w,
+                    p,
+                    &[&intermediate_name],
+                    f,
+                    h,
+                    hidden_input,
+                    Some(reach),
+                )?,
+                None => Linear::load(k, w, p, &intermediate_name, f, h, hidden_input)?,
+            },
             output: Linear::load(
                 k,
                 w,
