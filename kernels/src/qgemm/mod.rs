@@ -713,17 +713,7 @@ impl Kernels {
         let kp = backend.a_row_bytes(kb);
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
-            quantize_rows(
-                a,
-                lda,
-                k,
-                kb,
-                backend,
-                &b.input_scales,
-                bytes,
-                scales,
-                threading,
-            );
+            quantize_rows(a, lda, b, backend, bytes, scales, threading);
             let a = Rows {
                 bytes,
                 scales,
@@ -781,17 +771,7 @@ impl Kernels {
         let panels = n.div_ceil(b.nr);
         with_quantized_a(m * kp, |qa| {
             let (bytes, scales) = (&mut qa.bytes[..m * kp], &mut qa.scales[..m * kb]);
-            quantize_rows(
-                a,
-                lda,
-                k,
-                kb,
-                backend,
-                &b.input_scales,
-                bytes,
-                scales,
-                threading,
-            );
+            quantize_rows(a, lda, b, backend, bytes, scales, threading);
             let a = Rows {
                 bytes,
                 scales,
@@ -1164,21 +1144,20 @@ fn quantize_a_row(
     quantize_row(backend, row, kb, row_bytes, row_scales)
 }
 
-/// Quantizes rows of `a` (row stride `lda`, `k` values each) into `bytes`
-/// (`[m][kb·32]` values as [`quantize_a_row`] writes them, zero past `k`)
-/// and `scales` (`[m][kb]`).
-#[allow(clippy::too_many_arguments)]
+/// Quantizes rows of `a` (row stride `lda`, the `k` values `b` reads each,
+/// times `b`'s input scales if it has them) into `bytes` (`[m][kb·32]`
+/// values as [`quantize_a_row`] writes them, zero past `k`) and `scales`
+/// (`[m][kb]`).
 fn quantize_rows(
     a: &[f32],
     lda: usize,
-    k: usize,
-    kb: usize,
+    b: &QuantizedMatrix,
     backend: QBackend,
-    input_scales: &[f32],
     bytes: &mut [u8],
     scales: &mut [f32],
     threading: Threading,
 ) {
+    let (k, kb, input_scales) = (b.k, b.kb(), &b.input_scales[..]);
     let kp = backend.a_row_bytes(kb);
     let one_row = |(i, (row_bytes, row_scales)): (usize, (&mut [u8], &mut [f32]))| {
         let row = &a[i * lda..i * lda + k];
