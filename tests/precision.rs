@@ -218,7 +218,7 @@ fn reduced_precision_sentence_embeddings_keep_retrieval() {
 /// one letter, mixed scripts, long ones. In a text of a few tokens the
 /// special tokens make up most of the mean, so int8's error on them is not
 /// averaged away: before int8 smoothed the linears reading a layer norm
-/// (encoder.rs, SMOOTH_ALPHA) the empty text's cosine was 0.99781.
+/// (src/model/linear.rs, SMOOTH_ALPHA) the empty text's cosine was 0.99781.
 #[test]
 fn reduced_precision_keeps_short_and_odd_texts() {
     let Some(dir) = real_model_dir() else { return };

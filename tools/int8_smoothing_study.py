@@ -1,7 +1,7 @@
 """Rerun from the repo root (after tools/fetch_real_weights.sh):
     ~/venv-crossenc/bin/python tools/int8_smoothing_study.py
 
-Why crossenc's int8 smooths the linears that read a layer norm (src/model/encoder.rs,
+Why crossenc's int8 smooths the linears that read a layer norm (src/model/linear.rs,
 SMOOTH_ALPHA), measured by fake quantization in PyTorch on the real all-MiniLM-L6-v2. The base
 scheme is crossenc's int8 (activations per token in blocks of 32 along K; weights per output
 channel, FFN-down's in blocks of 32; see tools/int8_scheme_study.py). Smoothing (SmoothQuant,

@@ -23,62 +23,6 @@ const HIDDEN_INPUT: WeightScales = WeightScales::PerColumn;
 /// (0.999 asked).
 const INTERMEDIATE_INPUT: WeightScales = WeightScales::PerBlock;
 
-/// int8: how much of each input feature's range moves from the activations
-/// to the weights of the linears that read a layer norm's output (query,
-/// key, value and FFN-up): SmoothQuant's migration strength α, the feature's
-/// weights multiplied by `reach^α / max|w|^(1-α)` and its activations
-/// divided by it, where `reach = |β| + REACH_GAMMAS·|γ|` of the layer norm
-/// stands in for the activations' largest magnitude (no calibration data).
-/// With blocks of 32 alone, the few features where BERT's layer norms put
-/// large values (strongest at `[CLS]` and `[SEP]`) take most of a block's 8
-/// bits, which a long text's mean pooling averages away and a text of a few
-/// tokens does not. Each of query, key and value has its own factors (one
-/// set for the three was worse than none), so int8 runs them as three
-/// products. Chosen by fake quantization in PyTorch
-/// (tools/int8_smoothing_study.py): on all-MiniLM-L6-v2, the worst embedding
-/// cosine to f32 over the 27 texts of tests/data/real went from 0.99805 (the
-/// empty text) to 0.99918, and over 300 corpus documents from 0.99914 to
-/// 0.99956; α = 0.5, or a reach of 2|γ|, gave 0.99904-0.99906 on the 27.
-const SMOOTH_ALPHA: f32 = 0.3;
-
-/// See [`SMOOTH_ALPHA`].
-const REACH_GAMMAS: f32 = 4.0;
-
-/// What [`SMOOTH_ALPHA`] takes for the activations' largest magnitude in
-/// each feature of a layer norm's output: `|β| + REACH_GAMMAS·|γ|`.
-fn reach(norm: &LayerNorm) -> Vec<f32> {
-    norm.weight
-        .iter()
-        .zip(&norm.bias)
-        .map(|(g, b)| b.abs() + REACH_GAMMAS * g.abs())
-        .collect()
-}
-
-/// The per-feature factors of [`SMOOTH_ALPHA`] for a linear whose input
-/// reaches `reach` (see [`reach`]) and whose weight is `[out, input]`.
-pub(crate) fn smoothing(reach: &[f32], weight: &[f32]) -> Vec<f32> {
-    let input = reach.len();
-    let mut w_max = vec![0.0f32; input];
-    for row in weight.chunks_exact(input) {
-        for (m, w) in w_max.iter_mut().zip(row) {
-            *m = m.max(w.abs());
-        }
-    }
-    reach
-        .iter()
-        .zip(&w_max)
-        .map(|(r, w)| {
-            let s = r.max(1e-5).powf(SMOOTH_ALPHA) / w.max(1e-5).powf(1.0 - SMOOTH_ALPHA);
-            // A degenerate feature (zero weights and norm) keeps its scale.
-            if s.is_finite() && s > 0.0 {
-                s
-            } else {
-                1.0
-            }
-        })
-        .collect()
-}
-
 /// `attention.self.{query,key,value}` as the products the layer runs, each
 /// writing its columns of the `[rows, 3·hidden]` query|key|value layout.
 struct Qkv {
@@ -88,7 +32,7 @@ struct Qkv {
     /// The products every row needs, each with the first column of the
     /// query|key|value layout it writes: in f32 and bf16 one fused product
     /// (or key and value fused, next to a query apart); in int8 one each,
-    /// as every one has its own smoothing (SMOOTH_ALPHA).
+    /// as every one has its own smoothing (linear.rs, SMOOTH_ALPHA).
     parts: Vec<(Linear, usize)>,
 }
 
@@ -129,7 +73,7 @@ impl BertLayer {
             LayerNorm::load(w, p, &format!("{l}.attention.output.LayerNorm"), h, eps)?;
         let intermediate_name = format!("{l}.intermediate.dense");
         // int8: the smoothing of the linears reading a layer norm's output
-        // (SMOOTH_ALPHA). Query, key and value read the previous layer's
+        // (linear.rs, SMOOTH_ALPHA). Query, key and value read the previous layer's
         // output norm (the first layer, the embeddings' norm; ELECTRA's
         // projection of small embeddings is no norm: none there).
         let (reach_qkv, reach_up) = if precision == Precision::Int8 {
@@ -139,10 +83,10 @@ impl BertLayer {
                 Some(format!("encoder.layer.{}.output.LayerNorm", i - 1))
             };
             let reach_qkv = match qkv_norm {
-                Some(norm) => Some(reach(&LayerNorm::load(w, p, &norm, h, eps)?)),
+                Some(norm) => Some(LayerNorm::load(w, p, &norm, h, eps)?.reach()),
                 None => None,
             };
-            (reach_qkv, Some(reach(&attention_layer_norm)))
+            (reach_qkv, Some(attention_layer_norm.reach()))
         } else {
             (None, None)
         };

@@ -886,15 +886,21 @@ impl Kernels {
 /// Runs `f` on this thread's quantized-A buffer, grown to `bytes` (a buffer
 /// of its own when re-entered on this thread).
 fn with_quantized_a(bytes: usize, f: impl FnOnce(&mut QuantizedRows)) {
-    QUANTIZED_A.with(|cell| {
-        let mut guard = cell.try_borrow_mut();
-        let mut fresh = QuantizedRows::default();
-        let qa = match guard.as_deref_mut() {
-            Ok(qa) => qa,
-            Err(_) => &mut fresh,
-        };
+    with_thread_buffer(&QUANTIZED_A, |qa| {
         qa.reserve(bytes);
         f(qa)
+    })
+}
+
+/// Runs `f` on this thread's buffer `key`, or on a fresh one when the
+/// thread's is already borrowed (re-entered on this thread).
+fn with_thread_buffer<T: Default + 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut T::default()),
     })
 }
 
@@ -1165,13 +1171,7 @@ fn quantize_rows(
             quantize_a_row(backend, row, kb, row_bytes, row_scales)
         } else {
             // The row times B's input scales, in this thread's row buffer.
-            SCALED_ROW.with(|cell| {
-                let mut guard = cell.try_borrow_mut();
-                let mut fresh = Vec::new();
-                let scaled = match guard.as_deref_mut() {
-                    Ok(buf) => buf,
-                    Err(_) => &mut fresh,
-                };
+            with_thread_buffer(&SCALED_ROW, |scaled| {
                 scaled.clear();
                 scaled.extend(row.iter().zip(input_scales).map(|(x, s)| x * s));
                 quantize_a_row(backend, scaled, kb, row_bytes, row_scales)
