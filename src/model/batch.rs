@@ -169,7 +169,8 @@ impl PackedBatch {
 /// so a steady stream of batches allocates nothing.
 #[derive(Default)]
 pub struct Scratch {
-    // hidden: [tokens, hidden]
+    // hidden: [tokens, hidden], or one group's [group, hidden] where the whole
+    // encoder runs a group at a time (Bert::forward_cls; HiddenRows)
     pub(crate) hidden: Vec<f32>,
     // A layer runs one group of whole sequences at a time
     // (encoder::sequence_groups), so the buffers below `hidden` hold a group,
@@ -193,6 +194,8 @@ pub struct Scratch {
     pub(crate) cls_in: Vec<f32>,
     // cls_q: [sequences, hidden], their queries
     pub(crate) cls_q: Vec<f32>,
+    // cls_ctx: [sequences, hidden], their attention output before its projection
+    pub(crate) cls_ctx: Vec<f32>,
     // cls: [sequences, hidden], the [CLS] rows leaving the last layer
     pub(crate) cls: Vec<f32>,
     // pooled: [sequences, hidden]
@@ -208,8 +211,9 @@ impl Scratch {
     }
 
     /// Grows every buffer to fit `batch` (never shrinks) for layers that
-    /// compute up to `group_tokens` tokens at once. An int8 model's FFN keeps
-    /// its intermediate in `ffn_up_q`, which its GEMM sizes.
+    /// compute up to `group_tokens` tokens at once, with the hidden states of
+    /// `hidden` rows. An int8 model's FFN keeps its intermediate in
+    /// `ffn_up_q`, which its GEMM sizes.
     pub(crate) fn reserve(
         &mut self,
         c: &BertConfig,
@@ -217,20 +221,26 @@ impl Scratch {
         labels: usize,
         int8_ffn: bool,
         group_tokens: usize,
+        hidden: HiddenRows,
     ) {
         let (t, s, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
         let threads = rayon::current_num_threads();
-        grow(&mut self.hidden, t * h);
         // One group of sequences at a time (encoder::group_tokens).
         let group = t.min(group_tokens.max(batch.max_len()));
+        let hidden_rows = match hidden {
+            HiddenRows::Batch => t,
+            HiddenRows::Group => group,
+        };
+        grow(&mut self.hidden, hidden_rows * h);
         grow(&mut self.qkv, group * 3 * h);
-        // The last layer computes [CLS] rows only: one per sequence.
+        grow(&mut self.ctx, group * h);
+        // The last layer's projections and FFN run on [CLS] rows only: one
+        // per sequence.
         let rows = group.max(s);
-        grow(&mut self.ctx, rows * h);
         grow(&mut self.attn_out, rows * h);
         if c.embedding_size != h {
             // ELECTRA's embeddings ahead of their projection.
-            grow(&mut self.attn_out, t * c.embedding_size);
+            grow(&mut self.attn_out, hidden_rows * c.embedding_size);
         }
         if !int8_ffn {
             grow(&mut self.ffn_up, rows * c.intermediate_size);
@@ -242,6 +252,7 @@ impl Scratch {
         for v in [
             &mut self.cls_in,
             &mut self.cls_q,
+            &mut self.cls_ctx,
             &mut self.cls,
             &mut self.pooled,
         ] {
@@ -249,6 +260,15 @@ impl Scratch {
         }
         grow(&mut self.logits, s * labels);
     }
+}
+
+/// How many rows of hidden states a forward pass keeps ([`Scratch::reserve`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HiddenRows {
+    /// Every token of the batch: the layers run one after another over it.
+    Batch,
+    /// One group of sequences: each group runs through every layer in turn.
+    Group,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {

@@ -3,9 +3,9 @@
 
 use crossenc_kernels::Kernels;
 
-use super::batch::{PackedBatch, Scratch};
+use super::batch::{HiddenRows, PackedBatch, Scratch};
 use super::embeddings::BertEmbeddings;
-use super::encoder::BertLayer;
+use super::encoder::{sequence_groups, BertLayer};
 use super::head::BertPooler;
 use super::linear::{Linear, WeightFormat, ROWS_PER_TASK};
 use crate::config::{Architecture, BertConfig};
@@ -154,14 +154,28 @@ impl Bert {
         mut trace: Option<&mut Vec<Vec<f32>>>,
     ) {
         let tokens = batch.tokens();
-        s.reserve(&self.config, batch, 0, self.int8_ffn(), self.group_tokens());
-        self.embed(batch, s);
+        s.reserve(
+            &self.config,
+            batch,
+            0,
+            self.int8_ffn(),
+            self.group_tokens(),
+            HiddenRows::Batch,
+        );
+        self.embed(batch, 0..tokens, s);
         let h = self.config.hidden_size;
         if let Some(t) = trace.as_deref_mut() {
             t.push(s.hidden[..tokens * h].to_vec());
         }
         for layer in &self.layers {
-            layer.forward(&self.kernels, &self.config, batch, s);
+            layer.forward(
+                &self.kernels,
+                &self.config,
+                batch,
+                0..batch.sequences(),
+                0,
+                s,
+            );
             if let Some(t) = trace.as_deref_mut() {
                 t.push(s.hidden[..tokens * h].to_vec());
             }
@@ -172,23 +186,35 @@ impl Bert {
     /// in full, the last for `[CLS]` alone (its other rows reach nothing the
     /// pooler reads, so this is exact). Leaves `[sequences, hidden]` in `s.cls`.
     /// Needs an encoder loaded with [`Rows::Cls`].
+    ///
+    /// One group of whole sequences at a time goes through every layer
+    /// (`encoder::sequence_groups`), so the hidden states too hold a group,
+    /// not the batch: a row's result depends on its own sequence alone, and
+    /// the last layer's `[CLS]` rows of every group finish together.
     pub(crate) fn forward_cls(&self, batch: &PackedBatch, s: &mut Scratch, labels: usize) {
+        let group_tokens = self.group_tokens();
         s.reserve(
             &self.config,
             batch,
             labels,
             self.int8_ffn(),
-            self.group_tokens(),
+            group_tokens,
+            HiddenRows::Group,
         );
-        self.embed(batch, s);
         let (last, rest) = self
             .layers
             .split_last()
             .expect("a model has at least one layer");
-        for layer in rest {
-            layer.forward(&self.kernels, &self.config, batch, s);
+        for seqs in sequence_groups(batch, 0..batch.sequences(), group_tokens) {
+            let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
+            let base = rows.start;
+            self.embed(batch, rows, s);
+            for layer in rest {
+                layer.forward(&self.kernels, &self.config, batch, seqs.clone(), base, s);
+            }
+            last.attend_cls(&self.kernels, &self.config, batch, seqs, base, s);
         }
-        last.forward_cls(&self.kernels, &self.config, batch, s);
+        last.finish_cls(&self.kernels, &self.config, batch.sequences(), s);
     }
 
     /// Whether the layers' FFNs keep their intermediate in int8.
@@ -205,22 +231,28 @@ impl Bert {
             .unwrap_or(0)
     }
 
-    fn embed(&self, batch: &PackedBatch, s: &mut Scratch) {
+    /// The embeddings of the batch's tokens `rows` into the first rows of
+    /// `s.hidden`.
+    fn embed(&self, batch: &PackedBatch, rows: std::ops::Range<usize>, s: &mut Scratch) {
         let (t, h, e) = (
-            batch.tokens(),
+            rows.len(),
             self.config.hidden_size,
             self.config.embedding_size,
         );
         match &self.embeddings_project {
-            None => {
-                self.embeddings
-                    .forward(&self.kernels, batch, &mut s.hidden[..t * h], ROWS_PER_TASK)
-            }
+            None => self.embeddings.forward(
+                &self.kernels,
+                batch,
+                rows.start,
+                &mut s.hidden[..t * h],
+                ROWS_PER_TASK,
+            ),
             Some(project) => {
                 // attn_out: [t, embedding_size], free until the first layer's attention
                 self.embeddings.forward(
                     &self.kernels,
                     batch,
+                    rows.start,
                     &mut s.attn_out[..t * e],
                     ROWS_PER_TASK,
                 );

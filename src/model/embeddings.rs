@@ -45,12 +45,15 @@ impl BertEmbeddings {
         })
     }
 
-    /// `out: [tokens, width]`. Ids are checked against the tables beforehand
-    /// (`Bert::check`); positions restart at `position_offset` for every sequence.
+    /// `out: [rows, width]`, the embeddings of the batch's tokens from
+    /// `first` on (as many as `out` holds). Ids are checked against the
+    /// tables beforehand (`Bert::check`); positions restart at
+    /// `position_offset` for every sequence.
     pub(crate) fn forward(
         &self,
         k: &Kernels,
         batch: &PackedBatch,
+        first: usize,
         out: &mut [f32],
         rows_per_task: usize,
     ) {
@@ -58,9 +61,9 @@ impl BertEmbeddings {
         out.par_chunks_mut(rows_per_task * h)
             .enumerate()
             .for_each(|(chunk, rows)| {
-                let first = chunk * rows_per_task;
+                let chunk_first = first + chunk * rows_per_task;
                 for (r, row) in rows.chunks_exact_mut(h).enumerate() {
-                    let t = first + r;
+                    let t = chunk_first + r;
                     // Position within the token's own sequence.
                     let starts = batch.starts();
                     let seq = starts.partition_point(|&start| start <= t) - 1;

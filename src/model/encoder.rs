@@ -4,7 +4,9 @@
 use crossenc_kernels::{HeadAttention, Kernels, QuantizedActivations, WeightScales};
 use rayon::prelude::*;
 
-use super::batch::{gather_rows, PackedBatch, Scratch};
+use std::ops::Range;
+
+use super::batch::{PackedBatch, Scratch};
 use super::linear::{layer_norm_rows, LayerNorm, Linear, WeightFormat};
 use crate::config::BertConfig;
 use crate::error::Result;
@@ -161,21 +163,26 @@ impl BertLayer {
         })
     }
 
-    /// Every row: `s.hidden: [tokens, hidden]`, updated in place.
+    /// Every row of the sequences `seqs` of `batch`, updated in place in
+    /// `s.hidden`, which holds the batch's rows from token `base` on.
     pub(crate) fn forward(
         &self,
         k: &Kernels,
         c: &BertConfig,
         batch: &PackedBatch,
+        seqs: Range<usize>,
+        base: usize,
         s: &mut Scratch,
     ) {
         let h = c.hidden_size;
         // The whole layer, one group of whole sequences at a time: a row's
         // result depends on its own sequence alone (every product is row by
         // row), so every buffer but `hidden` holds a group, not the batch.
-        for seqs in sequence_groups(batch, self.group_tokens) {
+        for seqs in sequence_groups(batch, seqs, self.group_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
-            let (g, x) = (rows.len(), &s.hidden[rows.start * h..rows.end * h]);
+            // The group's rows of `hidden`.
+            let held = (rows.start - base) * h..(rows.end - base) * h;
+            let (g, x) = (rows.len(), &s.hidden[held.clone()]);
             // qkv: [g, 3h], the group's rows
             let qkv = &mut s.qkv[..g * 3 * h];
             if let Some(query) = &self.qkv.query {
@@ -211,45 +218,52 @@ impl BertLayer {
             layer_norm_rows(k, &self.attention_layer_norm, attn_out);
             // The group's rows of hidden, read for the last time above:
             // LayerNorm(act(attn_out · W1ᵀ + b1) · W2ᵀ + b2 + attn_out)
-            let y = &mut s.hidden[rows.start * h..rows.end * h];
+            let y = &mut s.hidden[held];
             self.feed_forward(k, c, g, attn_out, y, &mut s.ffn_up, &mut s.ffn_up_q);
             layer_norm_rows(k, &self.output_layer_norm, y);
         }
     }
 
-    /// The `[CLS]` row of every sequence only (keys and values still come
-    /// from every row): `s.hidden: [tokens, hidden]` in, `s.cls: [sequences, hidden]` out.
-    pub(crate) fn forward_cls(
+    /// The last layer for the `[CLS]` rows only, first part: for the
+    /// sequences `seqs` of `batch` (their rows of `s.hidden`, which holds
+    /// the batch's rows from token `base` on), the `[CLS]` rows and their
+    /// attention over their sequence (keys and values still come from every
+    /// row) into rows `seqs` of `s.cls_in` and `s.cls_ctx` (`[sequences,
+    /// hidden]`). [`BertLayer::finish_cls`] completes every sequence at once.
+    pub(crate) fn attend_cls(
         &self,
         k: &Kernels,
         c: &BertConfig,
         batch: &PackedBatch,
+        seqs: Range<usize>,
+        base: usize,
         s: &mut Scratch,
     ) {
-        let (t, n, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
+        let h = c.hidden_size;
         let Some(query) = &self.qkv.query else {
             unreachable!("Bert::load splits the last layer's query for Rows::Cls");
         };
-        let hidden = &s.hidden[..t * h];
-        // cls_in: [n, h]; cls_q: [n, h]
-        let cls_in = &mut s.cls_in[..n * h];
-        gather_rows(batch, hidden, cls_in, h);
-        let cls_q = &mut s.cls_q[..n * h];
-        query.forward(k, n, cls_in, cls_q, None);
-        // ctx: [n, h]
-        let ctx = &mut s.ctx[..n * h];
+        let held = &s.hidden;
+        // cls_in, cls_q: rows seqs of [sequences, h]
+        let cls = seqs.start * h..seqs.end * h;
+        let cls_in = &mut s.cls_in[cls.clone()];
+        for (row, seq) in cls_in.chunks_exact_mut(h).zip(seqs.clone()) {
+            let first = batch.starts()[seq] - base;
+            row.copy_from_slice(&held[first * h..(first + 1) * h]);
+        }
+        query.forward(k, seqs.len(), cls_in, &mut s.cls_q[cls], None);
         let q = Rows {
-            data: cls_q,
+            data: &s.cls_q,
             ld: h,
             offset: 0,
             cls_only: true,
         };
-        for seqs in sequence_groups(batch, self.group_tokens) {
+        for seqs in sequence_groups(batch, seqs, self.group_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let g = rows.len();
             // kv: [g, 2h], the group's rows
             let kv = &mut s.qkv[..g * 2 * h];
-            let x = &hidden[rows.start * h..rows.end * h];
+            let x = &held[(rows.start - base) * h..(rows.end - base) * h];
             for (part, first) in &self.qkv.parts {
                 // Key and value only: their columns of the layout, less the query's.
                 part.forward_strided(k, g, x, &mut kv[*first - h..], 2 * h);
@@ -265,12 +279,24 @@ impl BertLayer {
                 row_base: rows.start,
                 bf16: self.bf16_attention,
             };
-            attention(k, c, batch, group, q, kv, ctx, &mut s.attention);
+            attention(k, c, batch, group, q, kv, &mut s.cls_ctx, &mut s.attention);
         }
+    }
+
+    /// The last layer for the `[CLS]` rows only, second part, once
+    /// [`BertLayer::attend_cls`] has run for all `n` sequences: `s.cls_ctx`
+    /// and `s.cls_in` in, `s.cls: [sequences, hidden]` out.
+    pub(crate) fn finish_cls(&self, k: &Kernels, c: &BertConfig, n: usize, s: &mut Scratch) {
+        let h = c.hidden_size;
         // attn_out: [n, h]
         let attn_out = &mut s.attn_out[..n * h];
-        self.attention_output
-            .forward_residual(k, n, ctx, cls_in, attn_out);
+        self.attention_output.forward_residual(
+            k,
+            n,
+            &s.cls_ctx[..n * h],
+            &s.cls_in[..n * h],
+            attn_out,
+        );
         self.attention_layer_norm.forward(k, attn_out);
         // cls: [n, h]
         let cls = &mut s.cls[..n * h];
@@ -370,20 +396,21 @@ pub(crate) fn group_tokens(precision: Precision) -> usize {
     }
 }
 
-/// Consecutive runs of whole sequences of `batch` with at most `limit`
-/// tokens each, or one longer sequence alone.
-fn sequence_groups(
+/// Consecutive runs of whole sequences `seqs` of `batch` with at most
+/// `limit` tokens each, or one longer sequence alone.
+pub(crate) fn sequence_groups(
     batch: &PackedBatch,
+    seqs: Range<usize>,
     limit: usize,
-) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+) -> impl Iterator<Item = Range<usize>> + '_ {
     let starts = batch.starts();
-    let mut first = 0;
+    let mut first = seqs.start;
     std::iter::from_fn(move || {
-        if first == batch.sequences() {
+        if first >= seqs.end {
             return None;
         }
         let mut end = first + 1;
-        while end < batch.sequences() && starts[end + 1] - starts[first] <= limit {
+        while end < seqs.end && starts[end + 1] - starts[first] <= limit {
             end += 1;
         }
         let group = first..end;
@@ -395,7 +422,7 @@ fn sequence_groups(
 /// One group of sequences for [`attention`].
 struct Group {
     /// The sequences, by index in the batch.
-    seqs: std::ops::Range<usize>,
+    seqs: Range<usize>,
     /// The first token of the group: row 0 of its `q`, `kv` and `ctx`
     /// (unless `q` is `cls_only`).
     row_base: usize,
@@ -500,7 +527,7 @@ mod tests {
         for &len in &lens {
             batch.push(&vec![1; len], &vec![0; len]).unwrap();
         }
-        let groups: Vec<_> = sequence_groups(&batch, LIMIT).collect();
+        let groups: Vec<_> = sequence_groups(&batch, 0..lens.len(), LIMIT).collect();
         assert_eq!(groups.first().map(|g| g.start), Some(0));
         assert_eq!(groups.last().map(|g| g.end), Some(lens.len()));
         for pair in groups.windows(2) {
@@ -522,6 +549,13 @@ mod tests {
             vec![0..3, 3..4, 4..5, 5..6, 6..7, 7..9, 9..10],
             "lens {lens:?}"
         );
-        assert_eq!(sequence_groups(&PackedBatch::new(), LIMIT).count(), 0);
+        assert_eq!(sequence_groups(&PackedBatch::new(), 0..0, LIMIT).count(), 0);
+        // A range of the batch: the groups of its sequences alone.
+        let part: Vec<_> = sequence_groups(&batch, 1..8, LIMIT).collect();
+        assert_eq!(
+            part,
+            vec![1..3, 3..4, 4..5, 5..6, 6..7, 7..8],
+            "lens {lens:?}"
+        );
     }
 }
