@@ -15,14 +15,13 @@ use crate::LongDocs;
 /// Most sequences in one forward pass when the caller does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 256;
 
-/// Most tokens in one forward pass when the caller does not say. The layers
-/// compute whole sequences in groups of 256 or 512 tokens whatever the
-/// batch, so the budget bounds what spans the batch: the hidden states
-/// (MiniLM: 1.5 KiB a token, 3 MiB at 2,048) and the token ids. Smaller
-/// budgets save that memory but pay a batch's fixed costs more often (on
-/// 1,000 pairs, 1,024 and 512 measured 1.2-2.0 and 2.4-2.7 MB lower peak
-/// RSS, with a speed cost on seed20 int8 too unsure to change the default:
-/// 0.99-1.07x).
+/// Most tokens in one forward pass when the caller does not say. A
+/// classifier runs whole sequences through every layer in groups of 256 or
+/// 512 tokens whatever the batch, so its budget bounds little memory (the
+/// token ids and the `[CLS]` rows); an embedding model keeps the batch's
+/// hidden states (MiniLM: 1.5 KiB a token, 3 MiB at 2,048), which it pools.
+/// Smaller budgets pay a batch's fixed costs more often (a speed cost on
+/// seed20 int8 measured at 0.99-1.07x, too unsure to change the default).
 pub const DEFAULT_TOKEN_BUDGET: usize = 2048;
 
 /// The precision the encoder's linear layers compute in.

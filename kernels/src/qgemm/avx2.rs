@@ -11,7 +11,8 @@
 //! `vpmaddubsw` tile it replaced ran the GEMM at the FMA rate, this one
 //! 14-20% faster (one thread, M >= 512).
 //!
-//! A is quantized straight to i16 (`quantize_row_wide`), so a group of 4 K
+//! A is stored a byte a value, as for every kernel, and widened to i16 a
+//! row block at a time ([`widen`], in `compute`), so a group of 4 K
 //! values of a row is one 8-byte broadcast. B stays 8-bit in the panel (the
 //! common layout, `[slot][4]` per group, with the columns in the slots
 //! `PANEL_SLOTS` gives) and is widened as it is loaded: the group's slots
@@ -72,7 +73,7 @@ unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
     assert!((1..=MR).contains(&rows) && cols <= NR && b.nr == NR);
     assert!(
         a.kp == 2 * kb * QBLOCK,
-        "qgemm: A not quantized as 16-bit values"
+        "qgemm: A not widened to 16-bit values"
     );
     assert!(a.bytes.len() >= (r0 + rows) * a.kp && a.scales.len() >= (r0 + rows) * kb);
     assert!(b.data.len() >= (p + 1) * kb * QBLOCK * NR);
@@ -195,31 +196,32 @@ fn madd_loop_impl(_token: Avx2Token, iters: u64, seed: i32) -> i32 {
 /// nearest even as `round_ties_even` does.
 pub(super) fn quantize_row(token: Avx2Token, row: &[f32], bytes: &mut [u8], scales: &mut [f32]) {
     // SAFETY: the token proves the features.
-    unsafe { quantize_row_impl::<false>(token, row, bytes, scales) }
+    unsafe { quantize_row_impl(token, row, bytes, scales) }
 }
 
-/// [`quantize_row`] with each value stored as a little-endian i16 (64 bytes
-/// a block): A as this file's tile reads it.
-pub(super) fn quantize_row_wide(
-    token: Avx2Token,
-    row: &[f32],
-    bytes: &mut [u8],
-    scales: &mut [f32],
-) {
+/// Signed bytes `src` as little-endian i16 in `dst` (twice as long; `src`
+/// a whole number of 16-byte groups): A as this file's tile reads it.
+pub(super) fn widen(token: Avx2Token, src: &[u8], dst: &mut [u8]) {
     // SAFETY: the token proves the features.
-    unsafe { quantize_row_impl::<true>(token, row, bytes, scales) }
+    unsafe { widen_impl(token, src, dst) }
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn quantize_row_impl<const WIDE: bool>(
-    _token: Avx2Token,
-    row: &[f32],
-    bytes: &mut [u8],
-    scales: &mut [f32],
-) {
+fn widen_impl(_token: Avx2Token, src: &[u8], dst: &mut [u8]) {
+    assert!(src.len().is_multiple_of(16) && dst.len() == 2 * src.len());
+    for (s, d) in src.chunks_exact(16).zip(dst.chunks_exact_mut(32)) {
+        // SAFETY: 16 bytes read from `s`, 32 written to `d`.
+        unsafe {
+            let v = _mm256_cvtepi8_epi16(_mm_loadu_si128(s.as_ptr().cast()));
+            _mm256_storeu_si256(d.as_mut_ptr().cast(), v);
+        }
+    }
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn quantize_row_impl(_token: Avx2Token, row: &[f32], bytes: &mut [u8], scales: &mut [f32]) {
     let k = row.len();
-    let width = if WIDE { 2 } else { 1 };
-    assert!(bytes.len() >= scales.len() * QBLOCK * width && scales.len() * QBLOCK >= k);
+    assert!(bytes.len() >= scales.len() * QBLOCK && scales.len() * QBLOCK >= k);
     let sign_bit = _mm256_set1_ps(-0.0);
     // packs interleave 128-bit lanes; this puts the 8 dwords back in order.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -240,7 +242,7 @@ fn quantize_row_impl<const WIDE: bool>(
         let m = _mm256_max_ps(m, _mm256_shuffle_ps::<0b01_00_11_10>(m, m));
         let m = _mm256_max_ps(m, _mm256_shuffle_ps::<0b10_11_00_01>(m, m));
         let max = _mm256_cvtss_f32(m);
-        let dst = &mut bytes[start * width..(start + QBLOCK) * width];
+        let dst = &mut bytes[start..start + QBLOCK];
         if max == 0.0 || !max.is_finite() {
             dst.fill(0);
             *scale = if max.is_finite() { 0.0 } else { f32::NAN };
@@ -252,17 +254,6 @@ fn quantize_row_impl<const WIDE: bool>(
             _mm256_packs_epi32(q[0], q[1]),
             _mm256_packs_epi32(q[2], q[3]),
         ];
-        if WIDE {
-            // Each pack left [q0 low, q1 low | q0 high, q1 high]: qwords
-            // 0, 2, 1, 3 are the 16 values in order.
-            for (i, w) in words.into_iter().enumerate() {
-                let ordered = _mm256_permute4x64_epi64::<0b11_01_10_00>(w);
-                // SAFETY: dst holds 64 bytes: two stores of 32.
-                unsafe { _mm256_storeu_si256(dst.as_mut_ptr().add(32 * i).cast(), ordered) };
-            }
-            *scale = max / 127.0;
-            continue;
-        }
         let packed = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words[0], words[1]), order);
         // SAFETY: dst holds QBLOCK = 32 bytes.
         unsafe { _mm256_storeu_si256(dst.as_mut_ptr().cast(), packed) };

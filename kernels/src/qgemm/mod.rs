@@ -96,7 +96,8 @@ pub(crate) enum QBackend {
     /// AVX-512 VNNI on ymm (`vpdpbusd` on ymm, EVEX): the AVX-VNNI kernel.
     #[cfg(target_arch = "x86_64")]
     VnniYmm(crate::isa::Avx512VlVnniToken),
-    /// AVX2 (`vpmaddwd` on ymm, both operands widened to 16 bits).
+    /// AVX2 (`vpmaddwd` on ymm, both operands widened to 16 bits as the
+    /// tiles read them).
     #[cfg(target_arch = "x86_64")]
     Avx2(crate::isa::Avx2Token),
     /// NEON with `sdot`.
@@ -164,11 +165,16 @@ impl QBackend {
         }
     }
 
-    /// Bytes of one quantized row of A in `kb` blocks (`kp`): a byte per
-    /// value, or 2 where the kernel multiplies 16-bit integers (AVX2's
-    /// `vpmaddwd`: A is widened once, when quantized, not in every tile that
-    /// reads it).
+    /// Bytes of one quantized row of A in `kb` blocks (`kp`) as it is
+    /// stored: a byte per value for every kernel.
     pub(crate) fn a_row_bytes(self, kb: usize) -> usize {
+        kb * QBLOCK
+    }
+
+    /// Bytes of one row of A as the tiles read it: 2 a value where the
+    /// kernel multiplies 16-bit integers (AVX2's `vpmaddwd`, which
+    /// [`compute`] widens a row block at a time, in cache), else as stored.
+    fn tile_row_bytes(self, kb: usize) -> usize {
         let width = match self {
             #[cfg(target_arch = "x86_64")]
             QBackend::Avx2(_) => 2,
@@ -179,8 +185,9 @@ impl QBackend {
     }
 
     /// Rows of A per row block in [`compute`] (a multiple of [`Self::mr`]),
-    /// for rows of `kp` bytes: each block stays in cache while every panel
-    /// of the task's columns passes over it (BLIS's MC).
+    /// for rows of `kp` bytes as the tiles read them
+    /// ([`Self::tile_row_bytes`]): each block stays in cache while every
+    /// panel of the task's columns passes over it (BLIS's MC).
     ///
     /// - AVX2, where one tile's A and a B panel fit in half of a 32 KiB L1
     ///   (K up to 512 or so): one register tile, kept in L1. The tile reads
@@ -326,7 +333,7 @@ fn round_ties_even_small(y: f32) -> f32 {
 }
 
 /// Activations quantized for one call: `[m][kb·32]` values (signed bytes,
-/// bytes with 128 added for VNNI, i16 for AVX2) and `[m][kb]` scales.
+/// or bytes with 128 added for VNNI) and `[m][kb]` scales.
 #[derive(Default)]
 struct QuantizedRows {
     bytes: Vec<u8>,
@@ -336,8 +343,7 @@ struct QuantizedRows {
 /// Activations quantized as an int8 GEMM's A, kept between two GEMMs:
 /// [`Kernels::qgemm_requantize`] writes them and [`Kernels::qgemm_quantized`]
 /// reads them. Holds `m` rows of `k` values in blocks of [`QBLOCK`] (bytes
-/// and scales, a quarter of the f32 bytes plus 1/32; half for AVX2's
-/// 16-bit values), and a few rows of f32
+/// and scales, a quarter of the f32 bytes plus 1/32), and a few rows of f32
 /// per thread for the GEMM that makes them. Buffers grow and never shrink.
 #[derive(Default)]
 pub struct QuantizedActivations {
@@ -395,6 +401,8 @@ thread_local! {
     /// A row of A times B's input scales, on its way to the quantizer
     /// ([`Kernels::quantize_linear_smoothed`]).
     static SCALED_ROW: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// A row block of A widened to 16 bits for AVX2's tiles ([`compute`]).
+    static WIDE_A: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The smallest quantized-A buffer a thread keeps: 1 MiB of values (a batch
@@ -414,6 +422,11 @@ pub(crate) fn reserve_thread_buffers() {
     SCALED_ROW.with(|cell| {
         if let Ok(mut row) = cell.try_borrow_mut() {
             row.reserve(SCALED_ROW_FLOOR);
+        }
+    });
+    WIDE_A.with(|cell| {
+        if let Ok(mut block) = cell.try_borrow_mut() {
+            block.reserve(A_BLOCK_BYTES);
         }
     });
 }
@@ -813,7 +826,7 @@ impl Kernels {
                         .zip(scales.chunks_exact_mut(kb_out))
                         .enumerate()
                     {
-                        quantize_a_row(
+                        quantize_row(
                             backend,
                             &buf[r * n..(r + 1) * n],
                             kb_out,
@@ -986,57 +999,87 @@ unsafe fn compute(
 ) {
     let (n, kp, kb) = (b.n, a.kp, a.kb);
     let mr = backend.mr();
-    let rows_q = Rows {
-        bytes: &a.bytes[rows.start * kp..rows.end * kp],
-        scales: &a.scales[rows.start * kb..rows.end * kb],
-        kp,
-        kb,
-    };
     // Row blocks whose quantized A stays in cache while every panel of the
     // task's columns passes over it (BLIS's MC): without them each
     // 32-column panel streamed all of A from L3, and two threads at
     // M = 2048 ran at half the one-thread rate.
-    let block = backend.a_block_rows(kp);
-    for rb in (0..rows.len()).step_by(block) {
-        for p in panels.clone() {
-            for r0 in (rb..rows.len().min(rb + block)).step_by(mr) {
-                let i = rows.start + r0;
-                let tile_rows = mr.min(rows.len() - r0);
-                let cols = b.nr.min(n - p * b.nr);
-                let out = out.offset(i, p * b.nr);
-                let tile = Tile {
-                    a: &rows_q,
-                    r0,
-                    rows: tile_rows,
-                    b,
-                    p,
-                    c: c.wrapping_add((i - c_row) * ldc + p * b.nr),
-                    ldc,
-                    cols,
-                    out: &out,
-                };
-                // SAFETY: the caller's guarantee covers this tile's rows
-                // and columns; `tile` describes them.
-                unsafe {
-                    match backend {
-                        #[cfg(target_arch = "x86_64")]
-                        QBackend::Vnni(token) => vnni::tile(token, &tile),
-                        #[cfg(target_arch = "x86_64")]
-                        QBackend::AvxVnni(token) => vnni_ymm::tile_vex(token, &tile),
-                        #[cfg(target_arch = "x86_64")]
-                        QBackend::VnniYmm(token) => vnni_ymm::tile_evex(token, &tile),
-                        #[cfg(target_arch = "x86_64")]
-                        QBackend::Avx2(token) => avx2::tile(token, &tile),
-                        #[cfg(target_arch = "aarch64")]
-                        QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
-                        #[cfg(target_arch = "aarch64")]
-                        QBackend::Neon(token) => neon::tile(token, &tile),
-                        QBackend::Portable => portable::tile(&tile),
+    let block = backend.a_block_rows(backend.tile_row_bytes(kb));
+    for rb in rows.clone().step_by(block) {
+        let block_rows = rb..rows.end.min(rb + block);
+        let a_block = Rows {
+            bytes: &a.bytes[block_rows.start * kp..block_rows.end * kp],
+            scales: &a.scales[block_rows.start * kb..block_rows.end * kb],
+            kp,
+            kb,
+        };
+        with_tile_rows(backend, &a_block, |a_block| {
+            for p in panels.clone() {
+                for r0 in (0..block_rows.len()).step_by(mr) {
+                    let i = block_rows.start + r0;
+                    let tile_rows = mr.min(block_rows.len() - r0);
+                    let cols = b.nr.min(n - p * b.nr);
+                    let out = out.offset(i, p * b.nr);
+                    let tile = Tile {
+                        a: a_block,
+                        r0,
+                        rows: tile_rows,
+                        b,
+                        p,
+                        c: c.wrapping_add((i - c_row) * ldc + p * b.nr),
+                        ldc,
+                        cols,
+                        out: &out,
+                    };
+                    // SAFETY: the caller's guarantee covers this tile's rows
+                    // and columns; `tile` describes them.
+                    unsafe {
+                        match backend {
+                            #[cfg(target_arch = "x86_64")]
+                            QBackend::Vnni(token) => vnni::tile(token, &tile),
+                            #[cfg(target_arch = "x86_64")]
+                            QBackend::AvxVnni(token) => vnni_ymm::tile_vex(token, &tile),
+                            #[cfg(target_arch = "x86_64")]
+                            QBackend::VnniYmm(token) => vnni_ymm::tile_evex(token, &tile),
+                            #[cfg(target_arch = "x86_64")]
+                            QBackend::Avx2(token) => avx2::tile(token, &tile),
+                            #[cfg(target_arch = "aarch64")]
+                            QBackend::NeonDot(token) => neon::tile_dot(token, &tile),
+                            #[cfg(target_arch = "aarch64")]
+                            QBackend::Neon(token) => neon::tile(token, &tile),
+                            QBackend::Portable => portable::tile(&tile),
+                        }
                     }
                 }
             }
-        }
+        });
     }
+}
+
+/// Runs `f` on the rows `a` as the backend's tiles read them: AVX2's widened
+/// to 16 bits in this thread's buffer (a row block, in cache, read by every
+/// panel of the task: A is stored a byte a value, so the intermediate an
+/// int8 FFN keeps and the quantized A of each call take half the memory),
+/// the others' as they are.
+// Only x86_64 has a backend that widens.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn with_tile_rows(backend: QBackend, a: &Rows<'_>, f: impl FnOnce(&Rows<'_>)) {
+    #[cfg(target_arch = "x86_64")]
+    if let QBackend::Avx2(token) = backend {
+        return with_thread_buffer(&WIDE_A, |wide| {
+            let len = 2 * a.bytes.len();
+            if wide.len() < len {
+                wide.resize(len, 0);
+            }
+            avx2::widen(token, a.bytes, &mut wide[..len]);
+            f(&Rows {
+                bytes: &wide[..len],
+                scales: a.scales,
+                kp: 2 * a.kp,
+                kb: a.kb,
+            })
+        });
+    }
+    f(a)
 }
 
 /// The int8 peak's loops (see [`crate::peak::Int8Peak`]).
@@ -1134,25 +1177,9 @@ fn quantize_row(
     }
 }
 
-/// [`quantize_row`] for A: as its kernel reads it, 16-bit values for AVX2
-/// (`kb·64` bytes), else bytes.
-fn quantize_a_row(
-    backend: QBackend,
-    row: &[f32],
-    kb: usize,
-    row_bytes: &mut [u8],
-    row_scales: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if let QBackend::Avx2(token) = backend {
-        return avx2::quantize_row_wide(token, row, row_bytes, row_scales);
-    }
-    quantize_row(backend, row, kb, row_bytes, row_scales)
-}
-
 /// Quantizes rows of `a` (row stride `lda`, the `k` values `b` reads each,
 /// times `b`'s input scales if it has them) into `bytes` (`[m][kb·32]`
-/// values as [`quantize_a_row`] writes them, zero past `k`) and `scales`
+/// values as [`quantize_row`] writes them, zero past `k`) and `scales`
 /// (`[m][kb]`).
 fn quantize_rows(
     a: &[f32],
@@ -1168,13 +1195,13 @@ fn quantize_rows(
     let one_row = |(i, (row_bytes, row_scales)): (usize, (&mut [u8], &mut [f32]))| {
         let row = &a[i * lda..i * lda + k];
         if input_scales.is_empty() {
-            quantize_a_row(backend, row, kb, row_bytes, row_scales)
+            quantize_row(backend, row, kb, row_bytes, row_scales)
         } else {
             // The row times B's input scales, in this thread's row buffer.
             with_thread_buffer(&SCALED_ROW, |scaled| {
                 scaled.clear();
                 scaled.extend(row.iter().zip(input_scales).map(|(x, s)| x * s));
-                quantize_a_row(backend, scaled, kb, row_bytes, row_scales)
+                quantize_row(backend, scaled, kb, row_bytes, row_scales)
             })
         }
     };
@@ -1197,6 +1224,27 @@ fn quantize_rows(
 
 #[cfg(test)]
 mod tests {
+    /// AVX2's tiles read A widened: every byte value, at every position of
+    /// a 16-byte group, becomes the same value as a little-endian i16.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_widening_sign_extends_every_byte() {
+        let Some(token) = crate::isa::Avx2Token::detect() else {
+            eprintln!(
+                "skipped: avx2 not available on this CPU (avx2_widening_sign_extends_every_byte)"
+            );
+            return;
+        };
+        let src: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        let mut dst = vec![0xAB; 2 * src.len()];
+        super::avx2::widen(token, &src, &mut dst);
+        let expected: Vec<u8> = src
+            .iter()
+            .flat_map(|&b| (b as i8 as i16).to_le_bytes())
+            .collect();
+        assert_eq!(dst, expected);
+    }
+
     #[test]
     fn small_rounding_is_round_ties_even() {
         // Every half-step in the range quantization uses, and points off them.
