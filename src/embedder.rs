@@ -163,11 +163,15 @@ impl SentenceEmbedder {
             texts.len(),
             |tokenizer, range| encode_texts(tokenizer, texts, range),
             |batch, scratch, results| {
-                self.runner.bert.forward(batch, scratch, None);
-                for s in 0..batch.sequences() {
-                    let range = batch.range(s);
-                    results.push(self.pool(&scratch.hidden[range.start * h..range.end * h]));
-                }
+                self.runner
+                    .bert
+                    .forward_groups(batch, scratch, |seqs, base, scratch| {
+                        for s in seqs {
+                            let range = batch.range(s);
+                            let held = (range.start - base) * h..(range.end - base) * h;
+                            results.push(self.pool(&scratch.hidden[held]));
+                        }
+                    });
             },
             |i, _, mut embedding| {
                 each(i, embedding.remove(0));
@@ -301,22 +305,24 @@ impl Encoder {
             total,
             encode,
             |batch, s, results| {
-                let n = batch.sequences();
-                bert.forward(batch, s, None);
-                let hidden = &s.hidden[..batch.tokens() * h];
-                if let Some(pooler) = &bert.pooler {
-                    gather_rows(batch, hidden, &mut s.cls[..n * h], h);
-                    pooler.forward(&bert.kernels, n, &s.cls[..n * h], &mut s.pooled[..n * h]);
-                }
-                for i in 0..n {
-                    let range = batch.range(i);
-                    results.push((
-                        hidden[range.start * h..range.end * h].to_vec(),
-                        bert.pooler
-                            .as_ref()
-                            .map(|_| s.pooled[i * h..(i + 1) * h].to_vec()),
-                    ));
-                }
+                bert.forward_groups(batch, s, |seqs, base, s| {
+                    let n = seqs.len();
+                    if let Some(pooler) = &bert.pooler {
+                        let cls = &mut s.cls[..n * h];
+                        gather_rows(batch, seqs.clone(), base, &s.hidden, cls, h);
+                        pooler.forward(&bert.kernels, n, cls, &mut s.pooled[..n * h]);
+                    }
+                    for (j, i) in seqs.enumerate() {
+                        let range = batch.range(i);
+                        let held = (range.start - base) * h..(range.end - base) * h;
+                        results.push((
+                            s.hidden[held].to_vec(),
+                            bert.pooler
+                                .as_ref()
+                                .map(|_| s.pooled[j * h..(j + 1) * h].to_vec()),
+                        ));
+                    }
+                });
             },
             |_, encoded, mut results| {
                 let (last_hidden_state, pooler_output) = results.remove(0);

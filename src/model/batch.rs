@@ -277,10 +277,19 @@ fn grow(v: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// Copies the first row of every sequence of `src: [tokens, width]` to
-/// `dst: [sequences, width]`.
-pub(crate) fn gather_rows(batch: &PackedBatch, src: &[f32], dst: &mut [f32], width: usize) {
-    for (s, &first) in batch.starts[..batch.sequences()].iter().enumerate() {
-        dst[s * width..(s + 1) * width].copy_from_slice(&src[first * width..(first + 1) * width]);
+/// Copies the first row of each sequence `seqs` of `batch` from `src`
+/// (`[rows, width]`, the batch's rows from token `base` on) to `dst`
+/// (`[seqs.len(), width]`).
+pub(crate) fn gather_rows(
+    batch: &PackedBatch,
+    seqs: std::ops::Range<usize>,
+    base: usize,
+    src: &[f32],
+    dst: &mut [f32],
+    width: usize,
+) {
+    for (row, first) in dst.chunks_exact_mut(width).zip(&batch.starts[seqs]) {
+        let first = first - base;
+        row.copy_from_slice(&src[first * width..(first + 1) * width]);
     }
 }

@@ -144,9 +144,11 @@ impl Bert {
         Ok(())
     }
 
-    /// Runs the whole encoder; the last hidden state `[tokens, hidden]` is
-    /// left in `s.hidden`. With `trace`, also collects the hidden state after
-    /// the embeddings and after every layer (`trace[0]` is the embeddings').
+    /// Runs the whole encoder, each layer over the whole batch; the last
+    /// hidden state `[tokens, hidden]` is left in `s.hidden`. With `trace`,
+    /// also collects the hidden state after the embeddings and after every
+    /// layer (`trace[0]` is the embeddings'). Models use
+    /// [`Bert::forward_groups`], which holds one group's hidden states.
     pub(crate) fn forward(
         &self,
         batch: &PackedBatch,
@@ -179,6 +181,39 @@ impl Bert {
             if let Some(t) = trace.as_deref_mut() {
                 t.push(s.hidden[..tokens * h].to_vec());
             }
+        }
+    }
+
+    /// Runs the whole encoder one group of whole sequences at a time, each
+    /// through every layer (`encoder::sequence_groups`), and hands each
+    /// group to `each(seqs, base, s)`: the group's sequences `seqs`, whose
+    /// last hidden state is in `s.hidden` from the batch's token `base` on.
+    /// A row's result depends on its own sequence alone, so the rows are
+    /// those of [`Bert::forward`], while only a group's hidden states are
+    /// held.
+    pub(crate) fn forward_groups(
+        &self,
+        batch: &PackedBatch,
+        s: &mut Scratch,
+        mut each: impl FnMut(std::ops::Range<usize>, usize, &mut Scratch),
+    ) {
+        let group_tokens = self.group_tokens();
+        s.reserve(
+            &self.config,
+            batch,
+            0,
+            self.int8_ffn(),
+            group_tokens,
+            HiddenRows::Group,
+        );
+        for seqs in sequence_groups(batch, 0..batch.sequences(), group_tokens) {
+            let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
+            let base = rows.start;
+            self.embed(batch, rows, s);
+            for layer in &self.layers {
+                layer.forward(&self.kernels, &self.config, batch, seqs.clone(), base, s);
+            }
+            each(seqs, base, s);
         }
     }
 

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 
 use std::ops::Range;
 
-use super::batch::{PackedBatch, Scratch};
+use super::batch::{gather_rows, PackedBatch, Scratch};
 use super::linear::{layer_norm_rows, LayerNorm, Linear, WeightFormat};
 use crate::config::BertConfig;
 use crate::error::Result;
@@ -247,10 +247,7 @@ impl BertLayer {
         // cls_in, cls_q: rows seqs of [sequences, h]
         let cls = seqs.start * h..seqs.end * h;
         let cls_in = &mut s.cls_in[cls.clone()];
-        for (row, seq) in cls_in.chunks_exact_mut(h).zip(seqs.clone()) {
-            let first = batch.starts()[seq] - base;
-            row.copy_from_slice(&held[first * h..(first + 1) * h]);
-        }
+        gather_rows(batch, seqs.clone(), base, held, cls_in, h);
         query.forward(k, seqs.len(), cls_in, &mut s.cls_q[cls], None);
         let q = Rows {
             data: &s.cls_q,
