@@ -15,13 +15,11 @@ use crate::LongDocs;
 /// Most sequences in one forward pass when the caller does not say.
 pub const DEFAULT_BATCH_SIZE: usize = 256;
 
-/// Most tokens in one forward pass when the caller does not say. A
-/// classifier runs whole sequences through every layer in groups of 256 or
-/// 512 tokens whatever the batch, so its budget bounds little memory (the
-/// token ids and the `[CLS]` rows); an embedding model keeps the batch's
-/// hidden states (MiniLM: 1.5 KiB a token, 3 MiB at 2,048), which it pools.
-/// Smaller budgets pay a batch's fixed costs more often (a speed cost on
-/// seed20 int8 measured at 0.99-1.07x, too unsure to change the default).
+/// Most tokens in one forward pass when the caller does not say. Models
+/// run whole sequences through every layer in groups of 256 or 512 tokens
+/// whatever the batch, so the budget bounds little memory (the token ids,
+/// a classifier's `[CLS]` rows, what an encoder hands out); smaller budgets
+/// pay a batch's fixed costs more often.
 pub const DEFAULT_TOKEN_BUDGET: usize = 2048;
 
 /// The precision the encoder's linear layers compute in.

@@ -55,19 +55,31 @@ fn cross_encoder_scores_do_not_depend_on_batching() {
 
 #[test]
 fn embedder_and_encoder_do_not_depend_on_batching() {
+    // In int8 (and bf16) a batch goes through the layers one group of
+    // sequences at a time, in f32 all at once (encoder::pass_tokens): both
+    // must give every text the same bits whatever batch it is in.
+    for precision in [Precision::F32, Precision::Int8] {
+        embedder_and_encoder_in(precision);
+    }
+}
+
+fn embedder_and_encoder_in(precision: Precision) {
     let texts = texts();
     let dir = fixture_dir("st-mean");
-    let base = SentenceEmbedder::from_dir(&dir, None)
+    let base = SentenceEmbedder::builder()
+        .precision(precision)
+        .build(&dir)
         .unwrap()
         .embed(&texts)
         .unwrap();
     assert_eq!(base.len(), texts.len());
     let small = SentenceEmbedder::builder()
+        .precision(precision)
         .batch_size(3)
         .token_budget(50)
         .build(&dir)
         .unwrap();
-    assert_eq!(small.embed(&texts).unwrap(), base);
+    assert_eq!(small.embed(&texts).unwrap(), base, "{precision:?}");
     let mut streamed = Vec::new();
     let mut last = None;
     small
@@ -89,17 +101,22 @@ fn embedder_and_encoder_do_not_depend_on_batching() {
         })
     );
 
-    let encoder = Encoder::from_dir(fixture_dir("bert-l2-h32"), None).unwrap();
+    let encoder = Encoder::builder()
+        .precision(precision)
+        .build(fixture_dir("bert-l2-h32"))
+        .unwrap();
     let all = encoder.encode_texts(&texts).unwrap();
+    assert!(all.iter().all(|o| o.pooler_output.is_some()), "a pooler");
     let small = Encoder::builder()
+        .precision(precision)
         .token_budget(40)
         .batch_size(5)
         .build(fixture_dir("bert-l2-h32"))
         .unwrap();
-    assert_eq!(small.encode_texts(&texts).unwrap(), all);
+    assert_eq!(small.encode_texts(&texts).unwrap(), all, "{precision:?}");
     for i in [0, 511, 512, 1099] {
         let alone = encoder.encode_texts(&[&texts[i]]).unwrap();
-        assert_eq!(alone[0], all[i], "text {i} alone");
+        assert_eq!(alone[0], all[i], "text {i} alone, {precision:?}");
     }
 }
 

@@ -169,8 +169,8 @@ impl PackedBatch {
 /// so a steady stream of batches allocates nothing.
 #[derive(Default)]
 pub struct Scratch {
-    // hidden: [tokens, hidden], or one group's [group, hidden] where the whole
-    // encoder runs a group at a time (Bert::forward_cls; HiddenRows)
+    // hidden: [pass, hidden], the tokens that go through every layer before
+    // the next ones (encoder::pass_tokens: the batch, or one group)
     pub(crate) hidden: Vec<f32>,
     // A layer runs one group of whole sequences at a time
     // (encoder::sequence_groups), so the buffers below `hidden` hold a group,
@@ -211,9 +211,10 @@ impl Scratch {
     }
 
     /// Grows every buffer to fit `batch` (never shrinks) for layers that
-    /// compute up to `group_tokens` tokens at once, with the hidden states of
-    /// `hidden` rows. An int8 model's FFN keeps its intermediate in
-    /// `ffn_up_q`, which its GEMM sizes.
+    /// compute up to `group_tokens` tokens at once, in passes through every
+    /// layer of up to `pass_tokens` (a sequence longer than either alone).
+    /// An int8 model's FFN keeps its intermediate in `ffn_up_q`, which its
+    /// GEMM sizes.
     pub(crate) fn reserve(
         &mut self,
         c: &BertConfig,
@@ -221,16 +222,13 @@ impl Scratch {
         labels: usize,
         int8_ffn: bool,
         group_tokens: usize,
-        hidden: HiddenRows,
+        pass_tokens: usize,
     ) {
         let (t, s, h) = (batch.tokens(), batch.sequences(), c.hidden_size);
         let threads = rayon::current_num_threads();
         // One group of sequences at a time (encoder::group_tokens).
         let group = t.min(group_tokens.max(batch.max_len()));
-        let hidden_rows = match hidden {
-            HiddenRows::Batch => t,
-            HiddenRows::Group => group,
-        };
+        let hidden_rows = t.min(pass_tokens.max(batch.max_len()));
         grow(&mut self.hidden, hidden_rows * h);
         grow(&mut self.qkv, group * 3 * h);
         grow(&mut self.ctx, group * h);
@@ -260,15 +258,6 @@ impl Scratch {
         }
         grow(&mut self.logits, s * labels);
     }
-}
-
-/// How many rows of hidden states a forward pass keeps ([`Scratch::reserve`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum HiddenRows {
-    /// Every token of the batch: the layers run one after another over it.
-    Batch,
-    /// One group of sequences: each group runs through every layer in turn.
-    Group,
 }
 
 fn grow(v: &mut Vec<f32>, len: usize) {

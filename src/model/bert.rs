@@ -3,9 +3,9 @@
 
 use crossenc_kernels::Kernels;
 
-use super::batch::{HiddenRows, PackedBatch, Scratch};
+use super::batch::{PackedBatch, Scratch};
 use super::embeddings::BertEmbeddings;
-use super::encoder::{sequence_groups, BertLayer};
+use super::encoder::{pass_tokens, sequence_groups, BertLayer};
 use super::head::BertPooler;
 use super::linear::{Linear, WeightFormat, ROWS_PER_TASK};
 use crate::config::{Architecture, BertConfig};
@@ -35,6 +35,8 @@ pub(crate) struct Bert {
     embeddings_project: Option<Linear>,
     layers: Vec<BertLayer>,
     pub(crate) pooler: Option<BertPooler>,
+    /// Tokens per pass through every layer ([`pass_tokens`]).
+    pass_tokens: usize,
 }
 
 impl Bert {
@@ -105,6 +107,7 @@ impl Bert {
             embeddings_project,
             layers,
             pooler,
+            pass_tokens: pass_tokens(precision),
         })
     }
 
@@ -162,7 +165,7 @@ impl Bert {
             0,
             self.int8_ffn(),
             self.group_tokens(),
-            HiddenRows::Batch,
+            usize::MAX,
         );
         self.embed(batch, 0..tokens, s);
         let h = self.config.hidden_size;
@@ -184,29 +187,27 @@ impl Bert {
         }
     }
 
-    /// Runs the whole encoder one group of whole sequences at a time, each
-    /// through every layer (`encoder::sequence_groups`), and hands each
-    /// group to `each(seqs, base, s)`: the group's sequences `seqs`, whose
-    /// last hidden state is in `s.hidden` from the batch's token `base` on.
-    /// A row's result depends on its own sequence alone, so the rows are
-    /// those of [`Bert::forward`], while only a group's hidden states are
-    /// held.
+    /// Runs the whole encoder in passes of whole sequences, each through
+    /// every layer (`encoder::pass_tokens`: the batch, or one group at a
+    /// time), and hands each pass to `each(seqs, base, s)`: its sequences
+    /// `seqs`, whose last hidden state is in `s.hidden` from the batch's
+    /// token `base` on. A row's result depends on its own sequence alone, so
+    /// the rows are those of [`Bert::forward`] either way.
     pub(crate) fn forward_groups(
         &self,
         batch: &PackedBatch,
         s: &mut Scratch,
         mut each: impl FnMut(std::ops::Range<usize>, usize, &mut Scratch),
     ) {
-        let group_tokens = self.group_tokens();
         s.reserve(
             &self.config,
             batch,
             0,
             self.int8_ffn(),
-            group_tokens,
-            HiddenRows::Group,
+            self.group_tokens(),
+            self.pass_tokens,
         );
-        for seqs in sequence_groups(batch, 0..batch.sequences(), group_tokens) {
+        for seqs in sequence_groups(batch, 0..batch.sequences(), self.pass_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let base = rows.start;
             self.embed(batch, rows, s);
@@ -222,25 +223,24 @@ impl Bert {
     /// pooler reads, so this is exact). Leaves `[sequences, hidden]` in `s.cls`.
     /// Needs an encoder loaded with [`Rows::Cls`].
     ///
-    /// One group of whole sequences at a time goes through every layer
-    /// (`encoder::sequence_groups`), so the hidden states too hold a group,
-    /// not the batch: a row's result depends on its own sequence alone, and
-    /// the last layer's `[CLS]` rows of every group finish together.
+    /// Passes of whole sequences go through every layer
+    /// (`encoder::pass_tokens`: the batch, or one group at a time), and the
+    /// last layer's `[CLS]` rows of every pass finish together: a row's
+    /// result depends on its own sequence alone.
     pub(crate) fn forward_cls(&self, batch: &PackedBatch, s: &mut Scratch, labels: usize) {
-        let group_tokens = self.group_tokens();
         s.reserve(
             &self.config,
             batch,
             labels,
             self.int8_ffn(),
-            group_tokens,
-            HiddenRows::Group,
+            self.group_tokens(),
+            self.pass_tokens,
         );
         let (last, rest) = self
             .layers
             .split_last()
             .expect("a model has at least one layer");
-        for seqs in sequence_groups(batch, 0..batch.sequences(), group_tokens) {
+        for seqs in sequence_groups(batch, 0..batch.sequences(), self.pass_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let base = rows.start;
             self.embed(batch, rows, s);
