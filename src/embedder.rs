@@ -165,7 +165,7 @@ impl SentenceEmbedder {
             |batch, scratch, results| {
                 self.runner
                     .bert
-                    .forward_groups(batch, scratch, |seqs, base, scratch| {
+                    .forward_passes(batch, scratch, |seqs, base, scratch| {
                         for s in seqs {
                             let range = batch.range(s);
                             let held = (range.start - base) * h..(range.end - base) * h;
@@ -305,7 +305,7 @@ impl Encoder {
             total,
             encode,
             |batch, s, results| {
-                bert.forward_groups(batch, s, |seqs, base, s| {
+                bert.forward_passes(batch, s, |seqs, base, s| {
                     let n = seqs.len();
                     if let Some(pooler) = &bert.pooler {
                         let cls = &mut s.cls[..n * h];

@@ -150,8 +150,9 @@ impl Bert {
     /// Runs the whole encoder, each layer over the whole batch; the last
     /// hidden state `[tokens, hidden]` is left in `s.hidden`. With `trace`,
     /// also collects the hidden state after the embeddings and after every
-    /// layer (`trace[0]` is the embeddings'). Models use
-    /// [`Bert::forward_groups`], which holds one group's hidden states.
+    /// layer (`trace[0]` is the embeddings'): the layer-by-layer trace.
+    /// Models run [`Bert::forward_passes`] or [`Bert::forward_cls`], in
+    /// passes of `encoder::pass_tokens`.
     pub(crate) fn forward(
         &self,
         batch: &PackedBatch,
@@ -193,7 +194,7 @@ impl Bert {
     /// `seqs`, whose last hidden state is in `s.hidden` from the batch's
     /// token `base` on. A row's result depends on its own sequence alone, so
     /// the rows are those of [`Bert::forward`] either way.
-    pub(crate) fn forward_groups(
+    pub(crate) fn forward_passes(
         &self,
         batch: &PackedBatch,
         s: &mut Scratch,
