@@ -198,7 +198,7 @@ impl Bert {
         &self,
         batch: &PackedBatch,
         s: &mut Scratch,
-        mut each: impl FnMut(std::ops::Range<usize>, usize, &mut Scratch),
+        each: impl FnMut(std::ops::Range<usize>, usize, &mut Scratch),
     ) {
         s.reserve(
             &self.config,
@@ -208,15 +208,7 @@ impl Bert {
             self.group_tokens(),
             self.pass_tokens,
         );
-        for seqs in sequence_groups(batch, 0..batch.sequences(), self.pass_tokens) {
-            let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
-            let base = rows.start;
-            self.embed(batch, rows, s);
-            for layer in &self.layers {
-                layer.forward(&self.kernels, &self.config, batch, seqs.clone(), base, s);
-            }
-            each(seqs, base, s);
-        }
+        self.run_passes(batch, &self.layers, s, each);
     }
 
     /// Runs the encoder for the `[CLS]` rows only: every layer but the last
@@ -241,16 +233,33 @@ impl Bert {
             .layers
             .split_last()
             .expect("a model has at least one layer");
+        self.run_passes(batch, rest, s, |seqs, base, s| {
+            last.attend_cls(&self.kernels, &self.config, batch, seqs, base, s)
+        });
+        last.finish_cls(&self.kernels, &self.config, batch.sequences(), s);
+    }
+
+    /// The passes of [`Bert::forward_passes`] and [`Bert::forward_cls`]:
+    /// for each pass of whole sequences (`encoder::pass_tokens`), its
+    /// embeddings, then `layers`, then `each(seqs, base, s)`, with the pass's
+    /// hidden state in `s.hidden` from the batch's token `base` on. `s` is
+    /// reserved for the batch.
+    fn run_passes(
+        &self,
+        batch: &PackedBatch,
+        layers: &[BertLayer],
+        s: &mut Scratch,
+        mut each: impl FnMut(std::ops::Range<usize>, usize, &mut Scratch),
+    ) {
         for seqs in sequence_groups(batch, 0..batch.sequences(), self.pass_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let base = rows.start;
             self.embed(batch, rows, s);
-            for layer in rest {
+            for layer in layers {
                 layer.forward(&self.kernels, &self.config, batch, seqs.clone(), base, s);
             }
-            last.attend_cls(&self.kernels, &self.config, batch, seqs, base, s);
+            each(seqs, base, s);
         }
-        last.finish_cls(&self.kernels, &self.config, batch.sequences(), s);
     }
 
     /// Whether the layers' FFNs keep their intermediate in int8.
