@@ -1,4 +1,4 @@
-//! The int8 tile on AVX2 (no VNNI): 6 rows x 8 columns, with `vpmaddwd`.
+//! The int8 tile on AVX2 (no VNNI): 6 rows x 16 columns, with `vpmaddwd`.
 //!
 //! `vpmaddwd` multiplies 16-bit integers and adds each pair into a 32-bit
 //! lane: 16 multiply-adds per instruction, exact for 8-bit values widened to
@@ -7,38 +7,50 @@
 //! pair sums, so signed activations need the sign trick (a `vpsignb` per
 //! product). Measured on Zen 4 in register loops, in multiply-adds per
 //! second: `vpsignb` + `vpmaddubsw` + `vpmaddwd` + `vpaddd` 1.3x the FMA
-//! rate, `vpmaddwd` + `vpaddd` 1.6x; this tile's inner loop 1.4x; the
-//! `vpmaddubsw` tile it replaced ran the GEMM at the FMA rate, this one
-//! 14-20% faster (one thread, M >= 512).
+//! rate, `vpmaddwd` + `vpaddd` 1.6x; the `vpmaddubsw` tile this file once
+//! had ran the GEMM at the FMA rate, `vpmaddwd` 14-20% faster (one thread,
+//! M >= 512).
 //!
 //! A is stored a byte a value, as for every kernel, and widened to i16 a
-//! row block at a time ([`widen`], in `compute`), so a group of 4 K
-//! values of a row is one 8-byte broadcast. B stays 8-bit in the panel (the
-//! common layout, `[slot][4]` per group, with the columns in the slots
-//! `PANEL_SLOTS` gives) and is widened as it is loaded: the group's slots
-//! 0-3 and 4-7 each make one vector of 16 values, and `vpmaddwd` with the
-//! broadcast leaves two lanes per column (K values 0-1 and 2-3), summed once
-//! per block by `vphaddd`, which leaves the columns in order.
+//! row block at a time ([`widen`], in `compute`), so a pair of K values of a
+//! row is one 4-byte broadcast. B stays 8-bit in the panel and is widened as
+//! it is loaded. Its groups are laid out for this tile ([`group_offset`]):
+//! each group of 4 K values holds its first pair of K values for the 16
+//! columns, then its second, so 16 bytes widen to one vector of 8 columns x
+//! one pair, and `vpmaddwd` with the broadcast pair of A leaves one lane per
+//! column. A block's sums are then in column order, ready for the f32 fold.
 //!
-//! Why 6 x 8: 12 int32 block sums (two per row), the two halves of B and
-//! the broadcast are 15 of AVX2's 16 ymm registers; the 6 f32 sums, touched
-//! once a block, live in memory between blocks.
+//! Why 6 x 16 with a lane per column: 12 int32 block sums, two vectors of B
+//! and the broadcast are 15 of AVX2's 16 ymm registers, as for the 6 x 8
+//! tile with two lanes per column (a group of 4 K values broadcast) it
+//! replaced; but that tile summed each column's two lanes with a `vphaddd`
+//! per row and block, and folded into the f32 sums 8 columns per broadcast
+//! scale of A instead of 16. Measured on Zen 3 on a tile's data in L1 (6 rows,
+//! K = 384; paired medians of 41 alternating rounds, twice): this tile's
+//! multiply-adds per second were 1.05x the old one's with a scale per block,
+//! 1.12-1.13x with a scale per column; `bench gemm --precision int8` on BERT's
+//! shapes, 1.14x on one thread and 1.12x on two (medians over the shapes of
+//! the paired ratios of 8 alternating rounds). The 12 f32 sums, touched once
+//! a block, live in memory between blocks.
 
 use std::arch::x86_64::*;
 
-use super::{Tile, GROUP, GROUPS, QBLOCK};
+use super::{Tile, QBLOCK};
 use crate::gemm::kernel::finish;
 use crate::isa::Avx2Token;
 
 /// Rows per tile.
 pub(super) const MR: usize = 6;
-/// Columns per tile and panel: one ymm of 8 int32 lanes.
-pub(super) const NR: usize = 8;
+/// Columns per tile and panel: two ymm of 8 int32 lanes.
+pub(super) const NR: usize = 16;
 
-/// The slot of a panel's column `j` in its groups. `vphaddd` of the two
-/// halves of a group's products leaves, per 128-bit lane, the sums of slots
-/// [0 1 4 5 | 2 3 6 7]; columns stored in these slots come out in order.
-pub(super) const PANEL_SLOTS: [usize; NR] = [0, 1, 4, 5, 2, 3, 6, 7];
+/// Where value `t` (0-3) of column `j`'s group sits among the group's
+/// `NR · 4` bytes: `[pair][column][2]`, so that one pair of K values of 8
+/// columns is 16 consecutive bytes. A block of a panel is then simply
+/// `[pair][column][2]` over its 16 pairs.
+pub(super) const fn group_offset(j: usize, t: usize) -> usize {
+    (t / 2) * NR * 2 + j * 2 + t % 2
+}
 
 /// As [`super::portable::tile`], with the same results bit for bit.
 ///
@@ -55,6 +67,9 @@ pub(super) unsafe fn tile(token: Avx2Token, t: &Tile<'_>) {
         }
     }
 }
+
+/// Pairs of K values per block.
+const PAIRS: usize = QBLOCK / 2;
 
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
@@ -83,18 +98,18 @@ unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
     let a_rows: [*const u8; MR] = std::array::from_fn(|r| a.bytes[row(r) * a.kp..].as_ptr());
     let a_scales: [*const f32; MR] = std::array::from_fn(|r| a.scales[row(r) * kb..].as_ptr());
     let panel = b.data[p * kb * QBLOCK * NR..].as_ptr();
-    let mut acc = [[_mm256_setzero_ps(); 1]; MR];
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for blk in 0..kb {
-        // dots[r]: slots 0-3 and 4-7 of row r, two lanes per column (the
-        // group's first and second pair of K values).
+        // dots[r]: columns 0-7 and 8-15 of row r, a lane per column.
         let mut dots = [[_mm256_setzero_si256(); 2]; MR];
-        for g in 0..GROUPS {
-            // SAFETY: group g of block blk of the panel: NR x 4 = 32 bytes inside it.
+        for pair in 0..PAIRS {
+            // SAFETY: pair `pair` of block blk of the panel: NR x 2 = 32
+            // bytes inside it (`group_offset`'s layout).
             let (mut b_lo, mut b_hi) = unsafe {
-                let group = panel.add((blk * GROUPS + g) * NR * GROUP);
+                let src = panel.add((blk * PAIRS + pair) * NR * 2);
                 (
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128(group.cast())),
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128(group.add(16).cast())),
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(src.cast())),
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128(src.add(16).cast())),
                 )
             };
             // SAFETY: an empty asm that touches only its two registers: the
@@ -109,51 +124,57 @@ unsafe fn tile_impl<const PER_COLUMN: bool>(token: Avx2Token, t: &Tile<'_>) {
                 )
             };
             for (dot, a_row) in dots.iter_mut().zip(&a_rows) {
-                // SAFETY: values 4g..4g + 4 of block blk of the row (i16,
-                // 8 bytes) inside its kp bytes (asserted above).
-                let four = unsafe {
-                    _mm256_set1_epi64x(std::ptr::read_unaligned(
-                        a_row.add(2 * (blk * QBLOCK + g * GROUP)).cast::<i64>(),
+                // SAFETY: values 2·pair, 2·pair + 1 of block blk of the row
+                // (i16, 4 bytes) inside its kp bytes (asserted above).
+                let two = unsafe {
+                    _mm256_set1_epi32(std::ptr::read_unaligned(
+                        a_row.add(2 * (blk * QBLOCK + 2 * pair)).cast::<i32>(),
                     ))
                 };
-                dot[0] = _mm256_add_epi32(dot[0], _mm256_madd_epi16(four, b_lo));
-                dot[1] = _mm256_add_epi32(dot[1], _mm256_madd_epi16(four, b_hi));
+                dot[0] = _mm256_add_epi32(dot[0], _mm256_madd_epi16(two, b_lo));
+                dot[1] = _mm256_add_epi32(dot[1], _mm256_madd_epi16(two, b_hi));
             }
         }
-        // Per 128-bit lane, the pair sums of slots [s0 s0 s1 s1 | s2 s2 s3 s3]
-        // and [s4 s4 s5 s5 | s6 s6 s7 s7] are [s0 s1 s4 s5 | s2 s3 s6 s7]:
-        // columns 0-7 in order (`PANEL_SLOTS`).
-        let dots = dots.map(|[lo, hi]| _mm256_hadd_epi32(lo, hi));
         let sw = if PER_COLUMN {
-            _mm256_setzero_ps()
+            [_mm256_setzero_ps(); 2]
         } else {
             // SAFETY: NR scales of block blk of panel p (asserted above).
-            unsafe { _mm256_loadu_ps(b.scales.as_ptr().add((p * kb + blk) * NR)) }
+            unsafe {
+                let s = b.scales.as_ptr().add((p * kb + blk) * NR);
+                [_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8))]
+            }
         };
         for ((acc_row, dot), a_scales) in acc.iter_mut().zip(&dots).zip(&a_scales) {
             // SAFETY: the row's kb scales (asserted above).
             let sa = _mm256_set1_ps(unsafe { *a_scales.add(blk) });
-            let prod = if PER_COLUMN {
-                sa
-            } else {
-                _mm256_mul_ps(sw, sa)
-            };
-            acc_row[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*dot), prod, acc_row[0]);
+            for h in 0..2 {
+                let prod = if PER_COLUMN {
+                    sa
+                } else {
+                    _mm256_mul_ps(sw[h], sa)
+                };
+                acc_row[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h]), prod, acc_row[h]);
+            }
         }
     }
     if PER_COLUMN {
         // SAFETY: the panel's NR column scales (asserted above).
-        let sw = unsafe { _mm256_loadu_ps(b.scales.as_ptr().add(p * NR)) };
+        let sw = unsafe {
+            let s = b.scales.as_ptr().add(p * NR);
+            [_mm256_loadu_ps(s), _mm256_loadu_ps(s.add(8))]
+        };
         for acc_row in &mut acc {
-            acc_row[0] = _mm256_mul_ps(acc_row[0], sw);
+            for h in 0..2 {
+                acc_row[h] = _mm256_mul_ps(acc_row[h], sw[h]);
+            }
         }
     }
     // SAFETY: the caller's guarantee for the tile of C and `out`.
     unsafe {
         if rows == MR && cols == NR {
-            finish::<_, MR, 1, true>(token, acc, c, ldc, rows, cols, out)
+            finish::<_, MR, 2, true>(token, acc, c, ldc, rows, cols, out)
         } else {
-            finish::<_, MR, 1, false>(token, acc, c, ldc, rows, cols, out)
+            finish::<_, MR, 2, false>(token, acc, c, ldc, rows, cols, out)
         }
     }
 }

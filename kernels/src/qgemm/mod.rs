@@ -126,17 +126,16 @@ impl QBackend {
         }
     }
 
-    /// Where column `j` of a panel sits in its groups (the scales and
-    /// offsets keep column order). AVX2's tile sums each column's two lanes
-    /// with `vphaddd`, which leaves columns 0, 1, 4, 5 | 2, 3, 6, 7 of
-    /// the panel; stored in that order, its sums come out in column order
-    /// without a cross-lane permute per row and block.
-    fn panel_slot(self, j: usize) -> usize {
+    /// Where value `t` (0-3) of column `j`'s group sits among a panel
+    /// group's `nr · 4` bytes: `[column][4]`, what a dot-product instruction
+    /// reads, but for AVX2's `[pair][column][2]` (`avx2::group_offset`),
+    /// what `vpmaddwd` with a broadcast pair of A values reads.
+    fn group_offset(self, j: usize, t: usize) -> usize {
         match self {
             #[cfg(target_arch = "x86_64")]
-            QBackend::Avx2(_) => avx2::PANEL_SLOTS[j],
+            QBackend::Avx2(_) => avx2::group_offset(j, t),
             #[allow(unreachable_patterns)] // which kernels exist depends on the target
-            _ => j,
+            _ => j * GROUP + t,
         }
     }
 
@@ -234,10 +233,10 @@ impl QBackend {
 /// panels of `nr` columns for one int8 kernel ([`Kernels::quantize_linear`]).
 ///
 /// Layout, for panel `p`, block `b`, group `g` (4 K values), column `j` of
-/// the panel in slot `s` (`s = j`, but for AVX2's order: `QBackend::panel_slot`),
-/// value `t` of the group: `data[(((p·kb + b)·8 + g)·nr + s)·4 + t]`,
+/// the panel, value `t` of the group: `data[((p·kb + b)·8 + g)·nr·4 + j·4 + t]`,
 /// so one group of a panel is `nr` columns x 4 bytes, what a dot-product
-/// instruction reads. Scales `[p][b][nr]` f32 (`[p][nr]` per column) and,
+/// instruction reads; AVX2's groups hold the first pair of K values of
+/// every column, then the second (`QBackend::group_offset`). Scales `[p][b][nr]` f32 (`[p][nr]` per column) and,
 /// for the VNNI kernels only, the offset sums `[p][b][nr]` i32 (`-128 · Σ qw`
 /// of the block) sit beside it. Columns past `n` and K past `k` are zeros.
 #[derive(Clone, Debug)]
@@ -599,12 +598,12 @@ impl Kernels {
                         scales[b * nr + jj] = scale;
                     }
                 }
-                let slot = backend.panel_slot(jj);
                 for (b, block) in bytes.chunks_exact(QBLOCK).enumerate() {
                     for (g, four) in block.chunks_exact(GROUP).enumerate() {
-                        let base = ((b * GROUPS + g) * nr + slot) * GROUP;
-                        for (d, &v) in data[base..base + GROUP].iter_mut().zip(four) {
-                            *d = if unsigned { (v ^ 0x80) as i8 } else { v as i8 };
+                        let group = &mut data[(b * GROUPS + g) * nr * GROUP..][..nr * GROUP];
+                        for (t, &v) in four.iter().enumerate() {
+                            group[backend.group_offset(jj, t)] =
+                                if unsigned { (v ^ 0x80) as i8 } else { v as i8 };
                         }
                     }
                 }
