@@ -192,9 +192,12 @@ impl QBackend {
     ///   (K up to 512 or so): one register tile, kept in L1. The tile reads
     ///   its six rows of 16-bit A as six strided streams, which L2 serves
     ///   worse than the one sequential stream of B panels. On Zen 3 (512 KiB
-    ///   L2), M = 2048, K = 384, N = 384/1152/1536: 85-95 GOP/s on one
-    ///   thread against 71-75 with [`A_BLOCK_BYTES`], 111-129 on two against
-    ///   98-109. At K = 1536 (30 KiB a tile and panel) one tile was 5% slower.
+    ///   L2), M = 2048, K = 384, N = 384/1152/1536, with the 6 x 8 tile
+    ///   `avx2.rs` had before: 85-95 GOP/s on one thread against 71-75 with
+    ///   [`A_BLOCK_BYTES`], 111-129 on two against 98-109. At K = 1536
+    ///   (30 KiB a tile and panel) one tile was 5% slower. With the 6 x 16
+    ///   tile, seed20 int8 took 1.15x the time with [`A_BLOCK_BYTES`] at
+    ///   K = 384 too (paired median of 10 alternating rounds).
     /// - otherwise [`A_BLOCK_BYTES`].
     fn a_block_rows(self, kp: usize) -> usize {
         let mr = self.mr();
