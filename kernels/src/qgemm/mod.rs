@@ -239,9 +239,10 @@ impl QBackend {
 /// the panel, value `t` of the group: `data[((p·kb + b)·8 + g)·nr·4 + j·4 + t]`,
 /// so one group of a panel is `nr` columns x 4 bytes, what a dot-product
 /// instruction reads; AVX2's groups hold the first pair of K values of
-/// every column, then the second (`QBackend::group_offset`). Scales `[p][b][nr]` f32 (`[p][nr]` per column) and,
-/// for the VNNI kernels only, the offset sums `[p][b][nr]` i32 (`-128 · Σ qw`
-/// of the block) sit beside it. Columns past `n` and K past `k` are zeros.
+/// every column, then the second (`QBackend::group_offset`). Scales
+/// `[p][b][nr]` f32 (`[p][nr]` per column) and, for the VNNI kernels only,
+/// the offset sums `[p][b][nr]` i32 (`-128 · Σ qw` of the block) sit beside
+/// it. Columns past `n` and K past `k` are zeros.
 #[derive(Clone, Debug)]
 pub struct QuantizedMatrix {
     k: usize,
