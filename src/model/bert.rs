@@ -200,15 +200,7 @@ impl Bert {
         s: &mut Scratch,
         each: impl FnMut(std::ops::Range<usize>, usize, &mut Scratch),
     ) {
-        s.reserve(
-            &self.config,
-            batch,
-            0,
-            self.int8_ffn(),
-            self.group_tokens(),
-            self.pass_tokens,
-        );
-        self.run_passes(batch, &self.layers, s, each);
+        self.run_passes(batch, 0, &self.layers, s, each);
     }
 
     /// Runs the encoder for the `[CLS]` rows only: every layer but the last
@@ -221,19 +213,11 @@ impl Bert {
     /// last layer's `[CLS]` rows of every pass finish together: a row's
     /// result depends on its own sequence alone.
     pub(crate) fn forward_cls(&self, batch: &PackedBatch, s: &mut Scratch, labels: usize) {
-        s.reserve(
-            &self.config,
-            batch,
-            labels,
-            self.int8_ffn(),
-            self.group_tokens(),
-            self.pass_tokens,
-        );
         let (last, rest) = self
             .layers
             .split_last()
             .expect("a model has at least one layer");
-        self.run_passes(batch, rest, s, |seqs, base, s| {
+        self.run_passes(batch, labels, rest, s, |seqs, base, s| {
             last.attend_cls(&self.kernels, &self.config, batch, seqs, base, s)
         });
         last.finish_cls(&self.kernels, &self.config, batch.sequences(), s);
@@ -242,15 +226,24 @@ impl Bert {
     /// The passes of [`Bert::forward_passes`] and [`Bert::forward_cls`]:
     /// for each pass of whole sequences (`encoder::pass_tokens`), its
     /// embeddings, then `layers`, then `each(seqs, base, s)`, with the pass's
-    /// hidden state in `s.hidden` from the batch's token `base` on. `s` is
-    /// reserved for the batch.
+    /// hidden state in `s.hidden` from the batch's token `base` on, after
+    /// reserving `s` for the batch (and a head of `labels` outputs).
     fn run_passes(
         &self,
         batch: &PackedBatch,
+        labels: usize,
         layers: &[BertLayer],
         s: &mut Scratch,
         mut each: impl FnMut(std::ops::Range<usize>, usize, &mut Scratch),
     ) {
+        s.reserve(
+            &self.config,
+            batch,
+            labels,
+            self.int8_ffn(),
+            self.group_tokens(),
+            self.pass_tokens,
+        );
         for seqs in sequence_groups(batch, 0..batch.sequences(), self.pass_tokens) {
             let rows = batch.starts()[seqs.start]..batch.starts()[seqs.end];
             let base = rows.start;
