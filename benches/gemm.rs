@@ -2,7 +2,8 @@
 //! (GFLOP/s, % of the FMA peak measured in the same run, ratio to matrixmultiply).
 //!
 //! Run: `cargo bench --bench gemm` (append `-- --json` for JSON lines,
-//! `-- --threads N` for one thread count, `-- --precision int8|bf16` for int8 or bf16; `CROSSENC_ISA=avx2` etc. forces a path).
+//! `-- --threads N` for one thread count, `-- --precision int8|bf16` for int8 or bf16, `-- --rounds R`
+//! for the paired rounds per shape; `CROSSENC_ISA=avx2` etc. forces a path).
 
 // The same code as the CLI's, compiled into this benchmark: it is no part of
 // the library's API.
@@ -26,5 +27,17 @@ fn main() -> std::io::Result<()> {
     } else {
         crossenc::Precision::F32
     };
-    gemm::run(threads, json, precision, &mut std::io::stdout().lock())
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(gemm::DEFAULT_ROUNDS);
+    gemm::run(
+        threads,
+        json,
+        precision,
+        rounds,
+        &mut std::io::stdout().lock(),
+    )
 }

@@ -759,3 +759,52 @@ fn verbose_progress_goes_to_stderr_when_it_is_not_a_terminal() {
         );
     }
 }
+
+/// `bench gemm`: a row per BERT shape, each with its share of the peak as the
+/// median of its paired rounds and their range; `--rounds 0` is refused.
+#[test]
+fn bench_gemm_pairs_each_shape_with_the_peak() {
+    let out = crossenc(
+        &[
+            "bench",
+            "gemm",
+            "--threads",
+            "1",
+            "--rounds",
+            "3",
+            "--precision",
+            "int8",
+            "--json",
+        ],
+        b"",
+    );
+    let rows = json_lines(&out);
+    let shapes: Vec<(u64, u64, u64)> = [64u64, 512, 2048]
+        .into_iter()
+        .flat_map(|m| [(384, 1152), (384, 384), (384, 1536), (1536, 384)].map(|(k, n)| (m, k, n)))
+        .collect();
+    assert_eq!(rows.len(), shapes.len(), "{rows:?}");
+    for (row, (m, k, n)) in rows.iter().zip(shapes) {
+        let int = |key: &str| row[key].as_u64().unwrap();
+        let num = |key: &str| row[key].as_f64().unwrap();
+        assert_eq!((int("m"), int("k"), int("n"), int("threads")), (m, k, n, 1));
+        assert_eq!(row["precision"], "int8");
+        for key in ["gflops", "peak_gflops", "pct_peak", "matrixmultiply_gflops"] {
+            assert!(num(key).is_finite() && num(key) > 0.0, "{key}: {row}");
+        }
+        assert!(
+            num("pct_peak_min") <= num("pct_peak") && num("pct_peak") <= num("pct_peak_max"),
+            "{row}"
+        );
+        // The median round's share is its rate over the peak samples around
+        // it: the cell's medians of each can differ from it, not by much.
+        let ratio = 100.0 * num("gflops") / num("peak_gflops");
+        assert!(
+            (ratio / num("pct_peak") - 1.0).abs() < 0.5,
+            "{ratio} against {row}"
+        );
+    }
+    let out = crossenc(&["bench", "gemm", "--rounds", "0"], b"");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--rounds"), "{}", stderr(&out));
+}

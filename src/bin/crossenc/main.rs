@@ -142,6 +142,9 @@ enum BenchCommand {
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Rounds per shape, each between two samples of the peak; `% peak` is their median.
+        #[arg(long, default_value_t = bench::gemm::DEFAULT_ROUNDS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
+        rounds: usize,
     },
     /// A model end to end on a built-in workload (tokenization included).
     Model {
@@ -786,7 +789,8 @@ fn bench(what: BenchCommand) -> Result<()> {
             threads,
             json,
             precision,
-        } => bench::gemm::run(threads, json, precision.into(), &mut out)?,
+            rounds,
+        } => bench::gemm::run(threads, json, precision.into(), rounds, &mut out)?,
         BenchCommand::Model {
             model,
             workload,

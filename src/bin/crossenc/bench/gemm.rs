@@ -11,8 +11,21 @@
 //! With `--precision bf16`, the bf16-weight GEMM against a `vdpbf16ps` loop
 //! on AVX512_BF16, or the FMA peak where bf16 is widened to f32.
 //!
-//! Run: `crossenc bench gemm [--threads N] [--json] [--precision f32|bf16|int8]`, or
-//! `cargo bench --bench gemm` (same table). `CROSSENC_ISA` picks the kernels.
+//! Run: `crossenc bench gemm [--threads N] [--json] [--precision f32|bf16|int8]
+//! [--rounds R]`, or `cargo bench --bench gemm` (same table). `CROSSENC_ISA`
+//! picks the kernels.
+//!
+//! # Share of the peak on a shared machine
+//!
+//! A VM's speed moves between windows of a second or so, so a GEMM timed in
+//! one window and the peak in another can show anything from 80% to 103%.
+//! Each cell is therefore timed in `R` rounds (default [`DEFAULT_ROUNDS`]):
+//! a peak sample, about [`ROUND_TIME`] of GEMM calls (their median rate), the
+//! next peak sample, and so on. A round's share is its GEMM rate over the
+//! mean of the two peak samples either side of it; the cell's `pct_peak` is
+//! the median of its rounds' shares (`pct_peak_min` and `pct_peak_max` their
+//! range), its `gflops` and `peak_gflops` the medians of its rounds' rates
+//! and of its peak samples.
 //!
 //! matrixmultiply sizes its thread pool once per process (from
 //! `MATMUL_NUM_THREADS`), so its numbers at each thread count come from a
@@ -36,10 +49,16 @@ pub const SHAPES: [(usize, usize); 4] = [(384, 1152), (384, 384), (384, 1536), (
 /// The environment variable that makes `run` a matrixmultiply-only child.
 const CHILD_ENV: &str = "CROSSENC_BENCH_MATMUL_CHILD";
 
-/// Time spent timing one (shape, threads, library) cell; the command's total
-/// stays well under a minute (24 cells x 2 libraries x ~0.3 s, plus 26 peak
-/// samples of ~30 ms).
+/// Time spent timing matrixmultiply on one (shape, threads) cell.
 const CELL_TIME: Duration = Duration::from_millis(250);
+
+/// Time spent timing our GEMM in one round of a cell (between two peak
+/// samples of ~30 ms each). With [`DEFAULT_ROUNDS`] a cell takes about half a
+/// second, and the command about 30 s (24 cells, plus matrixmultiply's).
+const ROUND_TIME: Duration = Duration::from_millis(40);
+
+/// Paired rounds per cell unless `--rounds` says otherwise.
+pub const DEFAULT_ROUNDS: usize = 7;
 
 /// One line of the table.
 #[derive(Clone, Copy, Debug)]
@@ -54,12 +73,18 @@ pub struct Row {
     pub threads: usize,
     /// The precision timed.
     pub precision: Precision,
-    /// Our GEMM, median GFLOP/s (GOP/s for int8).
+    /// Our GEMM, the median of its rounds' GFLOP/s (GOP/s for int8).
     pub gflops: f64,
-    /// The peak loop's GFLOP/s (GOP/s of the int8 instruction for int8) at this thread count.
+    /// The peak loop's GFLOP/s (GOP/s of the int8 instruction for int8): the
+    /// median of the samples taken between this cell's rounds.
     pub peak_gflops: f64,
-    /// `100 · gflops / peak_gflops`.
+    /// The median over the rounds of `100 · round's rate / mean of the peak
+    /// samples either side` (see the module docs).
     pub pct_peak: f64,
+    /// The lowest round's share of the peak, in %.
+    pub pct_peak_min: f64,
+    /// The highest round's share of the peak, in %.
+    pub pct_peak_max: f64,
     /// matrixmultiply (threading feature, `MATMUL_NUM_THREADS = threads`), median GFLOP/s.
     pub matrixmultiply_gflops: f64,
     /// `gflops / matrixmultiply_gflops`.
@@ -70,7 +95,7 @@ impl Row {
     /// The row as one JSON object.
     pub fn to_json(self) -> String {
         format!(
-            "{{\"precision\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"threads\":{},\"gflops\":{:.2},\"peak_gflops\":{:.2},\"pct_peak\":{:.2},\"matrixmultiply_gflops\":{:.2},\"speedup\":{:.3}}}",
+            "{{\"precision\":\"{}\",\"m\":{},\"k\":{},\"n\":{},\"threads\":{},\"gflops\":{:.2},\"peak_gflops\":{:.2},\"pct_peak\":{:.2},\"pct_peak_min\":{:.2},\"pct_peak_max\":{:.2},\"matrixmultiply_gflops\":{:.2},\"speedup\":{:.3}}}",
             self.precision.name(),
             self.m,
             self.k,
@@ -79,6 +104,8 @@ impl Row {
             self.gflops,
             self.peak_gflops,
             self.pct_peak,
+            self.pct_peak_min,
+            self.pct_peak_max,
             self.matrixmultiply_gflops,
             self.speedup
         )
@@ -89,13 +116,16 @@ impl Row {
 ///
 /// `threads`: `Some(t)` for `t` threads only; `None` for 1 and the machine's
 /// core count. Kernels come from `Kernels::detect` (so `CROSSENC_ISA` applies);
-/// the peak is measured with the best ISA this CPU has.
+/// the peak is measured with the best ISA this CPU has. `rounds` (at least 1)
+/// paired rounds per cell (see the module docs).
 pub fn run(
     threads: Option<usize>,
     json: bool,
     precision: Precision,
+    rounds: usize,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    let rounds = rounds.max(1);
     if std::env::var_os(CHILD_ENV).is_some() {
         return matrixmultiply_child(out);
     }
@@ -120,32 +150,30 @@ pub fn run(
             .build()
             .map_err(io::Error::other)?;
         let reference = matrixmultiply_in_child(t);
-        // Peak samples interleaved with the cells, so on a shared machine the
-        // peak and the GEMMs divided by it see the same conditions.
         let peak_loop = super::peak_loop::Peak::new(kernels, precision, t)?;
-        let sample = || peak_loop.sample();
-        let mut peak_samples = vec![sample()];
+        let mut peak_samples = Vec::new();
         let mut cells = Vec::new();
         for m in M_SIZES {
             for (k, n) in SHAPES {
-                peak_samples.push(sample());
-                let gflops = pool.install(|| time_ours(kernels, precision, m, k, n));
+                let timed = time_ours(kernels, precision, (m, k, n), &pool, |f| {
+                    paired(&pool, &peak_loop, rounds, &mut peak_samples, f)
+                });
                 let mm = reference
                     .as_ref()
                     .and_then(|r| r.iter().find(|&&(rm, rk, rn, _)| (rm, rk, rn) == (m, k, n)))
                     .map(|&(_, _, _, g)| g)
                     .unwrap_or_else(|| time_matrixmultiply(m, k, n));
-                cells.push((m, k, n, gflops, mm));
+                cells.push((m, k, n, timed, mm));
             }
         }
-        let peak = peak::median(peak_samples);
         if !json {
             writeln!(out)?;
-            let samples = M_SIZES.len() * SHAPES.len() + 1;
             writeln!(
                 out,
-                "{t} thread(s): {} peak {peak:.1} G(FL)OP/s (median of {samples} samples of {})",
+                "{t} thread(s): {} peak {:.1} G(FL)OP/s (median of {} samples of {}); % peak: the median of {rounds} rounds' rates, each over the peak samples either side (min-max)",
                 peak_loop.name(),
+                peak::median(peak_samples.clone()),
+                peak_samples.len(),
                 peak_loop.describe(),
             )?;
             if reference.is_none() {
@@ -156,30 +184,33 @@ pub fn run(
             }
             writeln!(
                 out,
-                "{:>6} {:>5} {:>5} {:>3} {:>9} {:>7} {:>15} {:>8}",
-                "M", "K", "N", "thr", "GFLOP/s", "% peak", "matrixmultiply", "speedup"
+                "{:>6} {:>5} {:>5} {:>3} {:>9} {:>7} {:>13} {:>15} {:>8}",
+                "M", "K", "N", "thr", "GFLOP/s", "% peak", "(min-max)", "matrixmultiply", "speedup"
             )?;
         }
-        for (m, k, n, gflops, mm) in cells {
+        for (m, k, n, timed, mm) in cells {
             let row = Row {
                 precision,
                 m,
                 k,
                 n,
                 threads: t,
-                gflops,
-                peak_gflops: peak,
-                pct_peak: 100.0 * gflops / peak,
+                gflops: timed.gflops,
+                peak_gflops: timed.peak_gflops,
+                pct_peak: timed.pct_peak,
+                pct_peak_min: timed.pct_peak_min,
+                pct_peak_max: timed.pct_peak_max,
                 matrixmultiply_gflops: mm,
-                speedup: gflops / mm,
+                speedup: timed.gflops / mm,
             };
             if json {
                 writeln!(out, "{}", row.to_json())?;
             } else {
+                let range = format!("({:.0}-{:.0})", row.pct_peak_min, row.pct_peak_max);
                 writeln!(
                     out,
-                    "{:>6} {:>5} {:>5} {:>3} {:>9.1} {:>6.1}% {:>15.1} {:>7.2}x",
-                    m, k, n, t, gflops, row.pct_peak, mm, row.speedup
+                    "{:>6} {:>5} {:>5} {:>3} {:>9.1} {:>6.1}% {:>13} {:>15.1} {:>7.2}x",
+                    m, k, n, t, row.gflops, row.pct_peak, range, mm, row.speedup
                 )?;
             }
         }
@@ -203,11 +234,22 @@ fn filled(len: usize, seed: u32) -> Vec<f32> {
 
 /// Median GFLOP/s of `f`, timed repeatedly for about [`CELL_TIME`].
 fn median_gflops(flops: f64, mut f: impl FnMut()) -> f64 {
-    f(); // warm caches, page in buffers, spin up threads
+    let reps = warm_up(&mut f, CELL_TIME, 5);
+    timed_median(flops, reps, &mut f)
+}
+
+/// Runs `f` twice (warming caches, paging in buffers, spinning up threads)
+/// and returns how many calls take about `time`, at least `min`.
+fn warm_up(f: &mut impl FnMut(), time: Duration, min: usize) -> usize {
+    f();
     let start = Instant::now();
     f();
     let once = start.elapsed().max(Duration::from_micros(1));
-    let reps = (CELL_TIME.as_secs_f64() / once.as_secs_f64()).clamp(5.0, 500.0) as usize;
+    (time.as_secs_f64() / once.as_secs_f64()).clamp(min as f64, 500.0) as usize
+}
+
+/// The median GFLOP/s of `reps` timed calls of `f`.
+fn timed_median(flops: f64, reps: usize, f: &mut impl FnMut()) -> f64 {
     let gflops = (0..reps)
         .map(|_| {
             let start = Instant::now();
@@ -218,21 +260,75 @@ fn median_gflops(flops: f64, mut f: impl FnMut()) -> f64 {
     peak::median(gflops)
 }
 
-/// Our GEMM, weight prepacked (or quantized) as the model does it, on the
-/// current rayon pool: int8 weights with one scale per column, but FFN-down's
-/// (the one shape with K > N) in blocks, as `src/model/encoder.rs` has them.
-fn time_ours(kernels: Kernels, precision: Precision, m: usize, k: usize, n: usize) -> f64 {
+/// What [`paired`] measured of one cell.
+struct Timed {
+    gflops: f64,
+    peak_gflops: f64,
+    pct_peak: f64,
+    pct_peak_min: f64,
+    pct_peak_max: f64,
+}
+
+/// Times `f` (a GEMM of `flops`) on `pool` in `rounds` rounds between peak
+/// samples, which are also appended to `samples` (see the module docs). The
+/// peak runs on its own threads, outside the pool, so no idle rayon worker
+/// competes with it.
+fn paired(
+    pool: &rayon::ThreadPool,
+    peak: &super::peak_loop::Peak,
+    rounds: usize,
+    samples: &mut Vec<f64>,
+    (flops, f): (f64, &mut (dyn FnMut() + Send)),
+) -> Timed {
+    let mut f = || f();
+    let reps = pool.install(|| warm_up(&mut f, ROUND_TIME, 3));
+    let mut before = peak.sample();
+    let first = samples.len();
+    samples.push(before);
+    let (mut rates, mut shares) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let rate = pool.install(|| timed_median(flops, reps, &mut f));
+        let after = peak.sample();
+        samples.push(after);
+        rates.push(rate);
+        shares.push(100.0 * rate / ((before + after) / 2.0));
+        before = after;
+    }
+    let (min, max) = shares.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &s| {
+        (lo.min(s), hi.max(s))
+    });
+    Timed {
+        gflops: peak::median(rates),
+        peak_gflops: peak::median(samples[first..].to_vec()),
+        pct_peak: peak::median(shares),
+        pct_peak_min: min,
+        pct_peak_max: max,
+    }
+}
+
+/// Our GEMM, weight prepacked (or quantized, on `pool`) as the model does it:
+/// int8 weights with one scale per column, but FFN-down's (the one shape with
+/// K > N) in blocks, as `src/model/encoder.rs` has them. `time` times the
+/// GEMM it is given (its operations and a call of it).
+fn time_ours(
+    kernels: Kernels,
+    precision: Precision,
+    (m, k, n): (usize, usize, usize),
+    pool: &rayon::ThreadPool,
+    time: impl FnOnce((f64, &mut (dyn FnMut() + Send))) -> Timed,
+) -> Timed {
     let a = filled(m * k, 1);
     let weight = filled(n * k, 2); // nn.Linear layout [out = n, in = k]
     let mut c = vec![0.0f32; m * n];
+    let flops = 2.0 * (m * k * n) as f64;
     if precision == Precision::Int8 {
         let scales = if k > n {
             WeightScales::PerBlock
         } else {
             WeightScales::PerColumn
         };
-        let quantized = kernels.quantize_linear(&weight, n, k, scales);
-        return median_gflops(2.0 * (m * k * n) as f64, || {
+        let quantized = pool.install(|| kernels.quantize_linear(&weight, n, k, scales));
+        return time((flops, &mut || {
             kernels.qgemm(
                 m,
                 &a,
@@ -244,15 +340,15 @@ fn time_ours(kernels: Kernels, precision: Precision, m: usize, k: usize, n: usiz
                 Threading::Auto,
             );
             std::hint::black_box(&mut c);
-        });
+        }));
     }
-    let packed = match precision {
+    let packed = pool.install(|| match precision {
         Precision::Bf16 => kernels
             .pack_linear_bf16(&weight, n, k)
             .expect("BERT's K is even"),
         _ => kernels.pack_linear(&weight, n, k),
-    };
-    median_gflops(2.0 * (m * k * n) as f64, || {
+    });
+    time((flops, &mut || {
         kernels.gemm(
             m,
             &a,
@@ -264,7 +360,7 @@ fn time_ours(kernels: Kernels, precision: Precision, m: usize, k: usize, n: usiz
             Threading::Auto,
         );
         std::hint::black_box(&mut c);
-    })
+    }))
 }
 
 /// matrixmultiply's `sgemm` with its own threading, on dense row-major operands.
