@@ -18,7 +18,8 @@
 //! # Share of the peak on a shared machine
 //!
 //! A VM's speed moves between windows of a second or so, so a GEMM timed in
-//! one window and the peak in another can show anything from 80% to 103%.
+//! one window and the peak in another can be off by a quarter either way
+//! (f32 once showed 103% of the FMA peak that way on a 2-vCPU Zen 3).
 //! Each cell is therefore timed in `R` rounds (default [`DEFAULT_ROUNDS`]):
 //! a peak sample, about [`ROUND_TIME`] of GEMM calls (their median rate), the
 //! next peak sample, and so on. A round's share is its GEMM rate over the
@@ -54,7 +55,8 @@ const CELL_TIME: Duration = Duration::from_millis(250);
 
 /// Time spent timing our GEMM in one round of a cell (between two peak
 /// samples of ~30 ms each). With [`DEFAULT_ROUNDS`] a cell takes about half a
-/// second, and the command about 30 s (24 cells, plus matrixmultiply's).
+/// second, and the command about 20 s on 2 cores (24 cells, plus
+/// matrixmultiply's).
 const ROUND_TIME: Duration = Duration::from_millis(40);
 
 /// Paired rounds per cell unless `--rounds` says otherwise.
