@@ -157,9 +157,8 @@ pub fn run(
         let mut cells = Vec::new();
         for m in M_SIZES {
             for (k, n) in SHAPES {
-                let timed = time_ours(kernels, precision, (m, k, n), &pool, |f| {
-                    paired(&pool, &peak_loop, rounds, &mut peak_samples, f)
-                });
+                let pairing = (&peak_loop, rounds, &mut peak_samples);
+                let timed = time_ours(kernels, precision, (m, k, n), &pool, pairing);
                 let mm = reference
                     .as_ref()
                     .and_then(|r| r.iter().find(|&&(rm, rk, rn, _)| (rm, rk, rn) == (m, k, n)))
@@ -280,9 +279,9 @@ fn paired(
     peak: &super::peak_loop::Peak,
     rounds: usize,
     samples: &mut Vec<f64>,
-    (flops, f): (f64, &mut (dyn FnMut() + Send)),
+    flops: f64,
+    mut f: impl FnMut() + Send,
 ) -> Timed {
-    let mut f = || f();
     let reps = pool.install(|| warm_up(&mut f, ROUND_TIME, 3));
     let mut before = peak.sample();
     let first = samples.len();
@@ -310,14 +309,14 @@ fn paired(
 
 /// Our GEMM, weight prepacked (or quantized, on `pool`) as the model does it:
 /// int8 weights with one scale per column, but FFN-down's (the one shape with
-/// K > N) in blocks, as `src/model/encoder.rs` has them. `time` times the
-/// GEMM it is given (its operations and a call of it).
+/// K > N) in blocks, as `src/model/encoder.rs` has them; timed by [`paired`]
+/// against `peak`, in `rounds` rounds, its samples appended to `samples`.
 fn time_ours(
     kernels: Kernels,
     precision: Precision,
     (m, k, n): (usize, usize, usize),
     pool: &rayon::ThreadPool,
-    time: impl FnOnce((f64, &mut (dyn FnMut() + Send))) -> Timed,
+    (peak, rounds, samples): (&super::peak_loop::Peak, usize, &mut Vec<f64>),
 ) -> Timed {
     let a = filled(m * k, 1);
     let weight = filled(n * k, 2); // nn.Linear layout [out = n, in = k]
@@ -330,7 +329,7 @@ fn time_ours(
             WeightScales::PerColumn
         };
         let quantized = pool.install(|| kernels.quantize_linear(&weight, n, k, scales));
-        return time((flops, &mut || {
+        return paired(pool, peak, rounds, samples, flops, || {
             kernels.qgemm(
                 m,
                 &a,
@@ -342,7 +341,7 @@ fn time_ours(
                 Threading::Auto,
             );
             std::hint::black_box(&mut c);
-        }));
+        });
     }
     let packed = pool.install(|| match precision {
         Precision::Bf16 => kernels
@@ -350,7 +349,7 @@ fn time_ours(
             .expect("BERT's K is even"),
         _ => kernels.pack_linear(&weight, n, k),
     });
-    time((flops, &mut || {
+    paired(pool, peak, rounds, samples, flops, || {
         kernels.gemm(
             m,
             &a,
@@ -362,7 +361,7 @@ fn time_ours(
             Threading::Auto,
         );
         std::hint::black_box(&mut c);
-    }))
+    })
 }
 
 /// matrixmultiply's `sgemm` with its own threading, on dense row-major operands.
